@@ -1,0 +1,101 @@
+/* config.h — the relay's configuration, read once from a libconfig file.
+ *
+ * config_load() parses and validates a file into one immutable struct relay_config;
+ * nothing else in the relay reads the file. Every error names file:line and the key.
+ * Unknown keys are errors, so a typo never passes silently. docs/configuration.md is
+ * the reference for every key; conf/usprelay.conf is the commented example.
+ */
+#ifndef USPRELAY_CONFIG_H
+#define USPRELAY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "relay/log.h"
+
+enum listener_type { LISTENER_STOMP, LISTENER_UDS };
+
+/* What to do with a Record whose from_id is not the sending connection's endpoint. */
+enum from_id_policy { FROM_ID_ENFORCE, FROM_ID_LOG, FROM_ID_OFF };
+
+/* What to do when a second connection claims an endpoint ID that is connected. */
+enum duplicate_id_policy { DUP_REPLACE_OLD, DUP_REFUSE_NEW };
+
+/* Connect Records crossing MTPs: forwarded as received, or re-issued as the
+ * destination MTP's type (plaintext, unsigned ones only). */
+enum connect_records_mode { CONNECT_RECORDS_PASS, CONNECT_RECORDS_TRANSLATE };
+
+/* Bounds applied to each connection; global defaults, overridable per listener. */
+struct limits_cfg {
+    uint32_t max_record_size;        /* largest Record accepted or sent, bytes */
+    uint32_t max_unidentified_input; /* input buffered before the endpoint is known */
+    uint64_t max_output_queue;       /* queued output bytes per connection */
+    uint32_t handshake_timeout_ms;   /* MTP handshake must finish within this */
+};
+
+struct stomp_listener_cfg {
+    char *subscribe_dest_template; /* "{eid}" is replaced by the percent-encoded EID */
+    int allow_any_subscribe;       /* let clients SUBSCRIBE to other destinations */
+    char *login;                   /* NULL: no login/passcode check */
+    char *passcode;
+    uint32_t heartbeat_send_ms;    /* sx offered in CONNECTED (0 = never) */
+    uint32_t heartbeat_receive_ms; /* sy offered in CONNECTED (0 = not wanted) */
+    uint32_t heartbeat_grace_pct;  /* tolerance on the client's heart-beat period */
+    uint32_t max_frame_head;       /* command + headers, bytes */
+    uint32_t max_headers;          /* headers per frame */
+};
+
+struct uds_listener_cfg {
+    char *path;             /* socket path */
+    uint32_t mode;          /* file mode of the socket, e.g. 0660 */
+    char *owner;            /* NULL: leave as created */
+    char *group;            /* NULL: leave as created */
+    uid_t owner_uid;        /* owner resolved at load time; (uid_t)-1 when not set,
+                               so chown(path, owner_uid, group_gid) does the right thing */
+    gid_t group_gid;        /* group resolved at load time; (gid_t)-1 when not set */
+    char *peer_endpoint_id; /* NULL: answer the handshake with relay.endpoint_id and
+                               carry Records from any peer */
+};
+
+struct listener_cfg {
+    char *name;       /* unique, used in logs */
+    enum listener_type type;
+    char *address;    /* TCP listeners: numeric address */
+    uint16_t port;    /* TCP listeners */
+    int backlog;
+    int line;         /* line in the config file, for messages */
+    struct limits_cfg limits;
+    struct stomp_listener_cfg stomp;
+    struct uds_listener_cfg uds;
+};
+
+struct relay_config {
+    char *path;                     /* the file this was read from */
+    char *endpoint_id;              /* the relay's own ID (UDS handshakes) */
+    unsigned workers;               /* worker threads; resolved (never 0) */
+    uint32_t max_endpoint_id_length;
+    enum from_id_policy from_id_policy;
+    enum duplicate_id_policy duplicate_id_policy;
+    enum connect_records_mode connect_records;
+    uint32_t shutdown_timeout_ms;   /* SIGTERM: how long queues may drain */
+    enum log_level log_level;
+    struct limits_cfg limits;       /* defaults for listeners */
+    struct listener_cfg *listeners;
+    size_t n_listeners;
+};
+
+/* Parse and validate PATH. On success returns 0 and sets *out (free with config_free).
+ * On failure returns the number of errors (> 0), *out is NULL, and ERR holds one
+ * "file:line: key: message" line per error (truncated to ERRLEN). */
+int config_load(const char *path, struct relay_config **out, char *err, size_t errlen);
+
+void config_free(struct relay_config *cfg);
+
+/* Names for logs and docs. */
+const char *listener_type_name(enum listener_type t);
+const char *from_id_policy_name(enum from_id_policy p);
+const char *duplicate_id_policy_name(enum duplicate_id_policy p);
+const char *connect_records_name(enum connect_records_mode m);
+
+#endif

@@ -1,0 +1,341 @@
+/* conn.c — connection lifecycle shared by every MTP: setup on a bufferevent, endpoint
+ * binding in the router, handshake deadline, close with goodbye + bounded flush, and
+ * the final free (only ever called by the worker's reaper). */
+#include "relay/conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "relay/log.h"
+#include "relay/relay.h"
+#include "relay/worker.h"
+
+/* Flush time for a connection closed for its own reasons (shutdown has its own). */
+#define CONN_CLOSE_FLUSH_MS 2000u
+/* Bytes one read or write may move: fairness between connections of one worker. */
+#define CONN_IO_SLICE (64 * 1024)
+
+static const char *const close_names[] = {
+    [CLOSE_PEER] = "peer_closed",
+    [CLOSE_IO_ERROR] = "io_error",
+    [CLOSE_PROTOCOL] = "protocol_error",
+    [CLOSE_HANDSHAKE_TIMEOUT] = "handshake_timeout",
+    [CLOSE_HEARTBEAT_TIMEOUT] = "heartbeat_timeout",
+    [CLOSE_REPLACED] = "replaced",
+    [CLOSE_DUPLICATE] = "duplicate_refused",
+    [CLOSE_AUTH] = "auth_failed",
+    [CLOSE_GOODBYE] = "goodbye",
+    [CLOSE_SHUTDOWN] = "shutdown",
+    [CLOSE_NO_MEMORY] = "no_memory",
+};
+
+const char *close_reason_name(enum close_reason r)
+{
+    return (unsigned)r < sizeof close_names / sizeof close_names[0] && close_names[r]
+               ? close_names[r]
+               : "?";
+}
+
+struct stats *conn_stats(struct conn *c)
+{
+    return worker_stats(c->w);
+}
+
+const char *conn_describe(const struct conn *c, char *buf, size_t cap)
+{
+    char eid[160];
+    if (c->eid)
+        log_escape(eid, sizeof eid, c->eid, c->eid_len, 128);
+    snprintf(buf, cap, "conn=%llu mtp=%s listener=%s peer=%s eid=%s",
+             (unsigned long long)c->id, c->ops->name, c->lcfg->name, c->peer,
+             c->eid ? eid : "-");
+    return buf;
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (!(c->flags & CONN_CLOSING))
+        c->ops->on_read(c);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    /* Output drained: a closing connection has said all it had to say. */
+    if (c->flags & CONN_CLOSING)
+        worker_schedule_reap(c->w, c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (what & BEV_EVENT_EOF)
+        conn_abort(c, CLOSE_PEER);
+    else if (what & BEV_EVENT_ERROR)
+        conn_abort(c, CLOSE_IO_ERROR);
+}
+
+static void hs_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    stats_inc(conn_stats(c), STAT_conn_handshake_timeout);
+    conn_close(c, CLOSE_HANDSHAKE_TIMEOUT, "handshake timeout");
+}
+
+static void close_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    worker_schedule_reap(c->w, c);
+}
+
+static struct timeval ms_to_tv(uint32_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)(ms % 1000u) * 1000};
+    return tv;
+}
+
+/* Input bytes libevent may buffer for C: a frame at the current limit plus slack. */
+static size_t input_bound(const struct conn *c)
+{
+    const struct limits_cfg *l = &c->lcfg->limits;
+    if (c->flags & CONN_IDENTIFIED)
+        return (size_t)l->max_record_size + 256u * 1024u;
+    return (size_t)l->max_unidentified_input + 1024u;
+}
+
+struct conn *conn_create(size_t size, const struct conn_ops *ops, struct worker *w,
+                         const struct listener_cfg *lcfg, int fd, const char *peer)
+{
+    struct relay *r = worker_relay(w);
+    struct conn *c = calloc(1, size);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    c->ops = ops;
+    c->w = w;
+    c->relay = r;
+    c->lcfg = lcfg;
+    c->id = atomic_fetch_add(&r->next_conn_id, 1) + 1;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+
+    c->bev = bufferevent_socket_new(worker_base(w), fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        close(fd);
+        free(c);
+        return NULL;
+    }
+    c->hs_timer = evtimer_new(worker_base(w), hs_timeout_cb, c);
+    if (!c->hs_timer) {
+        bufferevent_free(c->bev);
+        free(c);
+        return NULL;
+    }
+    struct timeval tv = ms_to_tv(lcfg->limits.handshake_timeout_ms);
+    evtimer_add(c->hs_timer, &tv);
+
+    bufferevent_set_max_single_read(c->bev, CONN_IO_SLICE);
+    bufferevent_set_max_single_write(c->bev, CONN_IO_SLICE);
+    /* libevent stops reading once this much is buffered: an upper bound on input
+     * memory per connection whatever the peer sends, tight until the endpoint has
+     * identified itself (conn_handshake_done raises it). The MTP rejects a frame whose
+     * declared size exceeds its limits long before. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, input_bound(c));
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    worker_add_conn(w, c);
+
+    char d[256];
+    log_debug("conn_open", "%s", conn_describe(c, d, sizeof d));
+    return c;
+}
+
+int conn_bind_endpoint(struct conn *c, const char *eid, size_t len, const char *peer,
+                       size_t peer_len)
+{
+    struct relay *r = c->relay;
+    struct route me = {worker_index(c->w), c->id};
+    struct route old;
+    char d[256];
+
+    c->eid = strndup(eid, len);
+    c->route_peer = peer_len ? strndup(peer, peer_len) : NULL;
+    if (!c->eid || (peer_len && !c->route_peer)) {
+        free(c->eid);
+        free(c->route_peer);
+        c->eid = c->route_peer = NULL;
+        return -1;
+    }
+    c->eid_len = len;
+    c->route_peer_len = peer_len;
+
+    int rc = router_bind(r->router, ROUTER_IDS, span_from_str(eid, len),
+                         span_from_str(peer, peer_len), me, r->cfg->duplicate_id_policy, &old);
+    switch (rc) {
+    case ROUTER_BOUND:
+        break;
+    case ROUTER_REPLACED:
+        stats_inc(conn_stats(c), STAT_conn_replaced);
+        log_info("endpoint_replaced", "%s old_conn=%llu", conn_describe(c, d, sizeof d),
+                 (unsigned long long)old.conn_id);
+        worker_post_close(r->workers[old.worker], old.conn_id, CLOSE_REPLACED);
+        break;
+    default:
+        if (rc == ROUTER_REFUSED) {
+            stats_inc(conn_stats(c), STAT_conn_refused_duplicate);
+            log_info("endpoint_refused", "%s reason=already_connected existing_conn=%llu",
+                     conn_describe(c, d, sizeof d), (unsigned long long)old.conn_id);
+        }
+        /* Not ours: keep the ID for the logs but make sure close won't unbind it. */
+        free(c->route_peer);
+        c->route_peer = NULL;
+        c->route_peer_len = 0;
+        c->flags |= CONN_NO_UNBIND;
+        return -1;
+    }
+    stats_inc(conn_stats(c), STAT_conn_identified);
+    log_info("endpoint_bound", "%s", conn_describe(c, d, sizeof d));
+    return 0;
+}
+
+void conn_learn_id(struct conn *c, struct span id)
+{
+    if (c->n_learned >= CONN_MAX_LEARNED)
+        return;
+    char *copy = strndup((const char *)id.ptr, id.len);
+    if (!copy)
+        return;
+    struct route me = {worker_index(c->w), c->id};
+    static const struct span none = {NULL, 0};
+    /* Only an ID nobody holds is learned; a connected endpoint keeps its own route. */
+    if (router_bind(c->relay->router, ROUTER_IDS, id, none, me, DUP_REFUSE_NEW, NULL) !=
+        ROUTER_BOUND) {
+        free(copy);
+        return;
+    }
+    c->learned[c->n_learned++] = copy;
+}
+
+void conn_handshake_done(struct conn *c)
+{
+    if (c->hs_timer)
+        evtimer_del(c->hs_timer);
+    c->flags |= CONN_IDENTIFIED;
+    bufferevent_setwatermark(c->bev, EV_READ, 0, input_bound(c));
+}
+
+static void unbind_all(struct conn *c)
+{
+    static const struct span none = {NULL, 0};
+    struct router *rt = c->relay->router;
+    if (c->eid && !(c->flags & CONN_NO_UNBIND))
+        router_unbind(rt, ROUTER_IDS, span_from_str(c->eid, c->eid_len),
+                      span_from_str(c->route_peer, c->route_peer_len), c->id);
+    for (unsigned i = 0; i < c->n_learned; i++) {
+        router_unbind(rt, ROUTER_IDS, span_from_str(c->learned[i], strlen(c->learned[i])),
+                      none, c->id);
+        free(c->learned[i]);
+        c->learned[i] = NULL;
+    }
+    c->n_learned = 0;
+    c->flags |= CONN_NO_UNBIND;
+}
+
+void conn_close(struct conn *c, enum close_reason why, const char *text)
+{
+    if (c->flags & CONN_CLOSING)
+        return;
+    c->flags |= CONN_CLOSING;
+    c->close_reason = why;
+    unbind_all(c);
+    if (c->hs_timer)
+        evtimer_del(c->hs_timer);
+    bufferevent_disable(c->bev, EV_READ);
+    if (c->ops->goodbye)
+        c->ops->goodbye(c, why, text);
+
+    if (conn_output_queued(c) == 0 || (c->flags & CONN_NO_FLUSH)) {
+        worker_schedule_reap(c->w, c);
+        return;
+    }
+    /* Let the goodbye and queued Records go out, within a bound. */
+    uint32_t ms = why == CLOSE_SHUTDOWN ? c->relay->cfg->shutdown_timeout_ms : CONN_CLOSE_FLUSH_MS;
+    c->close_timer = evtimer_new(worker_base(c->w), close_timeout_cb, c);
+    if (!c->close_timer) {
+        worker_schedule_reap(c->w, c);
+        return;
+    }
+    struct timeval tv = ms_to_tv(ms);
+    evtimer_add(c->close_timer, &tv);
+}
+
+void conn_abort(struct conn *c, enum close_reason why)
+{
+    c->flags |= CONN_NO_FLUSH;
+    if (!(c->flags & CONN_CLOSING)) {
+        c->flags |= CONN_CLOSING;
+        c->close_reason = why;
+        unbind_all(c);
+    }
+    worker_schedule_reap(c->w, c);
+}
+
+/* Called by the worker's reaper only. */
+void conn_free(struct conn *c)
+{
+    char d[256];
+    log_info("conn_close", "%s reason=%s records_in=%llu records_out=%llu",
+             conn_describe(c, d, sizeof d), close_reason_name(c->close_reason),
+             (unsigned long long)c->records_in, (unsigned long long)c->records_out);
+    unbind_all(c);
+    if (c->ops->destroy)
+        c->ops->destroy(c);
+    if (c->hs_timer)
+        event_free(c->hs_timer);
+    if (c->close_timer)
+        event_free(c->close_timer);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    free(c->eid);
+    free(c->route_peer);
+    free(c);
+}
+
+size_t conn_output_queued(const struct conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+void conn_record_dropped(struct conn *c, enum stats_counter why, const struct rbuf *rb)
+{
+    stats_inc(conn_stats(c), why);
+    unsigned bit = (unsigned)(why - STAT_drop_malformed);
+    char d[256], to[160], from[160];
+    if (rb && rb->hdr.to_id.ptr) {
+        log_escape(to, sizeof to, rb->hdr.to_id.ptr, rb->hdr.to_id.len, 128);
+        log_escape(from, sizeof from, rb->hdr.from_id.ptr, rb->hdr.from_id.len, 128);
+    } else {
+        strcpy(to, "-");
+        strcpy(from, "-");
+    }
+    if (bit < 32 && !(c->warned & (1u << bit))) {
+        c->warned |= 1u << bit;
+        log_warn("record_dropped", "%s reason=%s to_id=%s from_id=%s note=first_on_connection",
+                 conn_describe(c, d, sizeof d), stats_name(why), to, from);
+    } else {
+        log_debug("record_dropped", "%s reason=%s to_id=%s from_id=%s",
+                  conn_describe(c, d, sizeof d), stats_name(why), to, from);
+    }
+}

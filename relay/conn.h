@@ -1,0 +1,134 @@
+/* conn.h — one client connection, whatever its MTP, behind a small vtable.
+ *
+ * The worker that accepted a connection owns it: only that thread touches it. The
+ * router and other threads refer to it by (worker, id) and go through the owner's
+ * mailbox. A connection is never freed inside one of its callbacks: conn_close() says
+ * the MTP's goodbye, lets queued output flush (bounded in time) and queues the
+ * connection for the worker's reaper, which frees it after the current callback.
+ *
+ * API for an MTP: embed struct conn first in the session struct, call conn_init(),
+ * implement conn_ops; call conn_bind_endpoint() once the handshake names the endpoint,
+ * conn_handshake_done() when it is complete, forward_record() for each Record read.
+ */
+#ifndef USPRELAY_CONN_H
+#define USPRELAY_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "relay/config.h"
+#include "relay/rbuf.h"
+#include "relay/record.h"
+#include "relay/stats.h"
+
+enum mtp_kind { MTP_NONE = 0, MTP_STOMP = 1, MTP_UDS = 2 };
+
+enum close_reason {
+    CLOSE_PEER = 0,          /* peer closed */
+    CLOSE_IO_ERROR,          /* socket error */
+    CLOSE_PROTOCOL,          /* MTP protocol error */
+    CLOSE_HANDSHAKE_TIMEOUT, /* no handshake in time */
+    CLOSE_HEARTBEAT_TIMEOUT, /* peer silent */
+    CLOSE_REPLACED,          /* endpoint ID taken over by a newer connection */
+    CLOSE_DUPLICATE,         /* endpoint ID already connected (refuse-new) */
+    CLOSE_AUTH,              /* bad credentials */
+    CLOSE_GOODBYE,           /* peer said goodbye (STOMP DISCONNECT, UDS Error TLV) */
+    CLOSE_SHUTDOWN,          /* relay stopping */
+    CLOSE_NO_MEMORY,
+};
+
+const char *close_reason_name(enum close_reason r);
+
+struct conn;
+struct worker;
+struct relay;
+
+struct conn_ops {
+    enum mtp_kind mtp;
+    const char *name;             /* "stomp", "uds" */
+    enum record_type connect_type; /* this MTP's Connect Record type */
+    /* Input is waiting in the bufferevent. */
+    void (*on_read)(struct conn *c);
+    /* Frame RB for this peer and queue it. Returns 0, or the drop counter that
+     * explains why not (the caller counts it). Takes no ownership of RB. */
+    int (*send_record)(struct conn *c, struct rbuf *rb);
+    /* Queue the MTP's last words before the connection closes for WHY (may do nothing). */
+    void (*goodbye)(struct conn *c, enum close_reason why, const char *text);
+    /* Address the relay gives endpoint EID on this MTP (STOMP alias destination); writes
+     * a NUL-terminated string into BUF, returns its length or -1. NULL: none. */
+    long (*alias_address)(struct conn *c, const char *eid, size_t len, char *buf, size_t cap);
+    /* Free the MTP's own state (the struct itself is freed by the caller). */
+    void (*destroy)(struct conn *c);
+};
+
+#define CONN_CLOSING 0x1u
+#define CONN_NO_FLUSH 0x2u /* socket is dead: free without waiting for output */
+#define CONN_REAPING 0x4u
+#define CONN_NO_UNBIND 0x8u
+#define CONN_IDENTIFIED 0x10u /* handshake complete: full input limits apply */ /* the router holds no binding of ours (any more) */
+
+#define CONN_MAX_LEARNED 16
+
+struct conn {
+    const struct conn_ops *ops;
+    struct worker *w;
+    struct relay *relay;
+    const struct listener_cfg *lcfg;
+    uint64_t id;
+    struct bufferevent *bev;
+    unsigned flags;
+    enum close_reason close_reason;
+    char peer[112];          /* peer address, for logs */
+    char *eid;               /* bound endpoint ID (NUL-terminated), or NULL */
+    size_t eid_len;
+    char *route_peer;        /* pair-key peer ID (UDS with peer_endpoint_id), or NULL */
+    size_t route_peer_len;
+    char *learned[CONN_MAX_LEARNED]; /* extra IDs routed here (STOMP destination match) */
+    unsigned n_learned;
+    struct event *hs_timer;  /* handshake deadline */
+    struct event *close_timer;
+    struct conn *reap_next;
+    struct conn *table_next; /* worker's id table chain */
+    uint64_t records_in, records_out;
+    uint32_t warned;         /* drop reasons already logged on this connection */
+};
+
+/* Allocate a zeroed session of SIZE bytes (an MTP struct with struct conn first), set
+ * it up on FD and register it with W. Takes the fd; returns NULL on failure (fd closed). */
+struct conn *conn_create(size_t size, const struct conn_ops *ops, struct worker *w,
+                         const struct listener_cfg *lcfg, int fd, const char *peer);
+
+/* Bind the endpoint ID (and optional pair peer) to this connection in the router,
+ * applying the duplicate policy. Returns 0, or -1 when refused (already connected
+ * and refuse-new) or out of memory; the caller reports it on its MTP and closes. */
+int conn_bind_endpoint(struct conn *c, const char *eid, size_t len, const char *peer,
+                       size_t peer_len);
+
+/* Route an extra ID (learned from a STOMP destination) to this connection. */
+void conn_learn_id(struct conn *c, struct span id);
+
+void conn_handshake_done(struct conn *c);
+
+/* Start closing: goodbye (with TEXT for the peer, may be NULL), unbind, flush, reap. */
+void conn_close(struct conn *c, enum close_reason why, const char *text);
+
+/* Close without the goodbye or flush (the socket is gone). */
+void conn_abort(struct conn *c, enum close_reason why);
+
+size_t conn_output_queued(const struct conn *c);
+
+/* Count a dropped Record and log the first drop per reason on this connection. */
+void conn_record_dropped(struct conn *c, enum stats_counter why, const struct rbuf *rb);
+
+/* The canonical description of C for logs: "conn=7 mtp=stomp peer=... eid=..." */
+const char *conn_describe(const struct conn *c, char *buf, size_t cap);
+
+struct stats *conn_stats(struct conn *c);
+
+/* Free C now: for the worker's reaper and worker teardown only. */
+void conn_free(struct conn *c);
+
+#endif

@@ -1,0 +1,57 @@
+/* forward.c — see forward.h. */
+#include "relay/forward.h"
+
+#include <string.h>
+
+#include "relay/log.h"
+#include "relay/relay.h"
+#include "relay/router.h"
+#include "relay/worker.h"
+
+static int span_eq(struct span a, const char *b, size_t blen)
+{
+    return a.len == blen && memcmp(a.ptr, b, blen) == 0;
+}
+
+void forward_record(struct conn *src, struct rbuf *rb, struct span dest_hint)
+{
+    struct relay *r = src->relay;
+    const struct record_header *h = &rb->hdr;
+    struct stats *st = conn_stats(src);
+    enum stats_counter drop;
+    struct route rt;
+    int learn = 0;
+
+    src->records_in++;
+    stats_inc(st, STAT_records_in);
+    stats_add(st, STAT_bytes_in, rb->len);
+
+    if (r->cfg->from_id_policy != FROM_ID_OFF && !span_eq(h->from_id, src->eid, src->eid_len)) {
+        if (r->cfg->from_id_policy == FROM_ID_ENFORCE) {
+            drop = STAT_drop_spoofed;
+            goto drop;
+        }
+        char d[256], from[160];
+        log_escape(from, sizeof from, h->from_id.ptr, h->from_id.len, 128);
+        log_debug("from_id_mismatch", "%s from_id=%s policy=log", conn_describe(src, d, sizeof d),
+                  from);
+    }
+    if (h->to_id.len == h->from_id.len && memcmp(h->to_id.ptr, h->from_id.ptr, h->to_id.len) == 0) {
+        drop = STAT_drop_self_addressed;
+        goto drop;
+    }
+    if (router_lookup(r->router, h->to_id, h->from_id, &rt) != 0) {
+        static const struct span none = {NULL, 0};
+        if (!dest_hint.len || router_get(r->router, ROUTER_DESTS, dest_hint, none, &rt) != 0) {
+            drop = STAT_drop_no_route;
+            goto drop;
+        }
+        learn = 1;
+    }
+    worker_deliver(src->w, rt, rb, learn);
+    return;
+
+drop:
+    conn_record_dropped(src, drop, rb);
+    rbuf_unref(rb);
+}

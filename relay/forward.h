@@ -1,0 +1,18 @@
+/* forward.h — the data path decision for one Record read from a connection.
+ *
+ * Checks the sender's identity (from_id policy), refuses self-addressed Records, finds
+ * the route for to_id (or, for STOMP, the connection subscribed to the SEND's
+ * destination) and hands the Record to the worker that owns the destination. Every
+ * Record that does not go out is counted under exactly one drop reason.
+ */
+#ifndef USPRELAY_FORWARD_H
+#define USPRELAY_FORWARD_H
+
+#include "relay/conn.h"
+#include "relay/rbuf.h"
+
+/* Forward RB (scanned; one reference handed over) read from SRC. DEST_HINT: an MTP
+ * destination to fall back on when to_id is unknown (STOMP), or an empty span. */
+void forward_record(struct conn *src, struct rbuf *rb, struct span dest_hint);
+
+#endif

@@ -1,0 +1,29 @@
+/* relay.h — the process-wide context every thread shares (read-mostly).
+ *
+ * The configuration is immutable once loaded; the router has its own locks; the rest
+ * is set before the workers start and only read afterwards.
+ */
+#ifndef USPRELAY_RELAY_H
+#define USPRELAY_RELAY_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "relay/config.h"
+#include "relay/router.h"
+#include "relay/stats.h"
+
+struct worker;
+
+struct relay {
+    const struct relay_config *cfg;
+    struct router *router;
+    struct worker **workers;
+    unsigned n_workers;
+    _Atomic uint64_t next_conn_id;
+};
+
+/* Sum of counter C over every worker. */
+uint64_t relay_stat(const struct relay *r, enum stats_counter c);
+
+#endif

@@ -1,0 +1,180 @@
+/* usprelayd.c — the daemon: command line, configuration, threads, signals.
+ *
+ * The main thread runs the accept loop and the signal handlers; N worker threads own
+ * the connections. SIGTERM/SIGINT: stop accepting, close every connection with its
+ * MTP's goodbye, let queues drain up to relay.shutdown_timeout, exit 0.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "relay/config.h"
+#include "relay/listener.h"
+#include "relay/log.h"
+#include "relay/relay.h"
+#include "relay/router.h"
+#include "relay/worker.h"
+
+#ifndef USPRELAY_VERSION
+#define USPRELAY_VERSION "0.1"
+#endif
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: usprelayd -c FILE [-t] [-d]\n"
+            "  -c FILE   configuration file (libconfig syntax, see usprelay.conf(5))\n"
+            "  -t        check the configuration file and exit: 0 valid, 1 invalid\n"
+            "  -d        log at debug level (overrides log.level)\n"
+            "  -V        print the version and exit\n"
+            "  -h        this help\n");
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct event_base *base = arg;
+    log_info("signal", "signal=%s action=stop", sig == SIGTERM ? "TERM" : "INT");
+    event_base_loopbreak(base);
+}
+
+static void log_summary(const struct relay *r)
+{
+    log_info("stopped",
+             "records_in=%llu records_out=%llu drop_no_route=%llu drop_spoofed=%llu "
+             "drop_malformed=%llu drop_queue_full=%llu conn_accepted=%llu",
+             (unsigned long long)relay_stat(r, STAT_records_in),
+             (unsigned long long)relay_stat(r, STAT_records_out),
+             (unsigned long long)relay_stat(r, STAT_drop_no_route),
+             (unsigned long long)relay_stat(r, STAT_drop_spoofed),
+             (unsigned long long)relay_stat(r, STAT_drop_malformed),
+             (unsigned long long)relay_stat(r, STAT_drop_queue_full),
+             (unsigned long long)relay_stat(r, STAT_conn_accepted));
+}
+
+static int run(const struct relay_config *cfg)
+{
+    struct relay r = {.cfg = cfg};
+    struct event_base *base = NULL;
+    struct event *sigterm = NULL, *sigint = NULL;
+    struct listener **ls = NULL;
+    size_t n_ls = 0;
+    unsigned started = 0;
+    int rc = 1;
+
+    r.router = router_new();
+    r.workers = calloc(cfg->workers, sizeof *r.workers);
+    base = event_base_new();
+    if (!r.router || !r.workers || !base) {
+        log_error("startup_failed", "reason=no_memory");
+        goto out;
+    }
+    r.n_workers = cfg->workers;
+    for (unsigned i = 0; i < cfg->workers; i++) {
+        r.workers[i] = worker_new(&r, i);
+        if (!r.workers[i]) {
+            log_error("startup_failed", "reason=worker_create worker=%u", i);
+            goto out;
+        }
+    }
+    if (listeners_open(&r, base, &ls, &n_ls) != 0)
+        goto out;
+    for (; started < cfg->workers; started++) {
+        if (worker_start(r.workers[started]) != 0) {
+            log_error("startup_failed", "reason=thread_create worker=%u", started);
+            goto out;
+        }
+    }
+    sigterm = evsignal_new(base, SIGTERM, on_stop_signal, base);
+    sigint = evsignal_new(base, SIGINT, on_stop_signal, base);
+    if (!sigterm || !sigint || evsignal_add(sigterm, NULL) != 0 || evsignal_add(sigint, NULL) != 0) {
+        log_error("startup_failed", "reason=signals");
+        goto out;
+    }
+    log_info("started", "version=%s config=%s workers=%u listeners=%zu endpoint_id=%s", USPRELAY_VERSION,
+             cfg->path, cfg->workers, n_ls, cfg->endpoint_id);
+
+    event_base_dispatch(base);
+    rc = 0;
+out:
+    /* Stop accepting first, then let every worker say goodbye and drain. */
+    if (ls)
+        listeners_close(ls, n_ls);
+    for (unsigned i = 0; i < started; i++)
+        worker_post_stop(r.workers[i]);
+    for (unsigned i = 0; i < started; i++)
+        worker_join(r.workers[i]);
+    if (started)
+        log_summary(&r);
+    for (unsigned i = 0; r.workers && i < r.n_workers; i++)
+        worker_free(r.workers[i]);
+    free(r.workers);
+    router_free(r.router);
+    if (sigterm)
+        event_free(sigterm);
+    if (sigint)
+        event_free(sigint);
+    if (base)
+        event_base_free(base);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    int test_only = 0, debug = 0, opt;
+
+    while ((opt = getopt(argc, argv, "c:tdVh")) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            test_only = 1;
+            break;
+        case 'd':
+            debug = 1;
+            break;
+        case 'V':
+            printf("usprelayd %s\n", USPRELAY_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!path || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    char err[8192];
+    struct relay_config *cfg = NULL;
+    int nerr = config_load(path, &cfg, err, sizeof err);
+    if (nerr != 0) {
+        fprintf(stderr, "%s", err);
+        if (err[0] && err[strlen(err) - 1] != '\n')
+            fputc('\n', stderr);
+        fprintf(stderr, "usprelayd: %s: %d error%s\n", path, nerr, nerr == 1 ? "" : "s");
+        return 1;
+    }
+    if (test_only) {
+        printf("usprelayd: %s: configuration ok (%zu listener%s, %u workers)\n", path,
+               cfg->n_listeners, cfg->n_listeners == 1 ? "" : "s", cfg->workers);
+        config_free(cfg);
+        return 0;
+    }
+    log_set_level(debug ? LOG_DEBUG : cfg->log_level);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = run(cfg);
+    config_free(cfg);
+    return rc;
+}

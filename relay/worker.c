@@ -1,0 +1,442 @@
+/* worker.c — worker thread, its mailbox, its connection table and its reaper.
+ * See worker.h for the model. */
+#include "relay/worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "relay/log.h"
+#include "relay/relay.h"
+#include "relay/translate.h"
+
+enum wmsg_kind { WMSG_DELIVER, WMSG_DELIVER_LEARN, WMSG_ADOPT, WMSG_CLOSE, WMSG_STOP };
+
+struct wmsg {
+    enum wmsg_kind kind;
+    uint64_t conn_id;
+    struct rbuf *rb;
+    int fd;
+    enum close_reason reason;
+    conn_factory make;
+    const struct listener_cfg *lcfg;
+    char *peer;
+};
+
+struct mailbox {
+    pthread_mutex_t lock;
+    struct wmsg *msgs;
+    size_t n, cap;
+    int signalled;
+    int efd;
+    struct event *ev;
+};
+
+struct worker {
+    unsigned index;
+    struct relay *relay;
+    pthread_t thread;
+    int started;
+    struct event_base *base;
+    struct mailbox mbox;
+    struct wmsg *drain; /* the owner's side of the swapped mailbox vector */
+    size_t drain_cap;
+    struct conn **table; /* conn id -> conn, chained through table_next */
+    size_t table_size;   /* power of two */
+    size_t n_conns;
+    struct conn *reap_list;
+    struct event *reap_ev;
+    struct event *stop_deadline;
+    int stopping;
+    struct stats stats;
+};
+
+/* ------------------------------------------------------------------ conn table */
+
+static size_t slot_of(const struct worker *w, uint64_t id)
+{
+    return (size_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & (w->table_size - 1);
+}
+
+static void table_grow(struct worker *w)
+{
+    size_t n = w->table_size * 2;
+    struct conn **t = calloc(n, sizeof *t);
+    if (!t)
+        return; /* longer chains, still correct */
+    struct conn **old = w->table;
+    size_t old_n = w->table_size;
+    w->table = t;
+    w->table_size = n;
+    for (size_t i = 0; i < old_n; i++) {
+        struct conn *c = old[i];
+        while (c) {
+            struct conn *next = c->table_next;
+            size_t s = slot_of(w, c->id);
+            c->table_next = t[s];
+            t[s] = c;
+            c = next;
+        }
+    }
+    free(old);
+}
+
+void worker_add_conn(struct worker *w, struct conn *c)
+{
+    size_t s = slot_of(w, c->id);
+    c->table_next = w->table[s];
+    w->table[s] = c;
+    w->n_conns++;
+    if (w->n_conns > w->table_size)
+        table_grow(w);
+}
+
+static void table_remove(struct worker *w, struct conn *c)
+{
+    struct conn **pp = &w->table[slot_of(w, c->id)];
+    while (*pp && *pp != c)
+        pp = &(*pp)->table_next;
+    if (*pp) {
+        *pp = c->table_next;
+        w->n_conns--;
+    }
+}
+
+struct conn *worker_find_conn(struct worker *w, uint64_t id)
+{
+    struct conn *c = w->table[slot_of(w, id)];
+    while (c && c->id != id)
+        c = c->table_next;
+    return c;
+}
+
+/* ------------------------------------------------------------------ reaper */
+
+static void maybe_finish_stop(struct worker *w)
+{
+    if (w->stopping && w->n_conns == 0)
+        event_base_loopbreak(w->base);
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    while (w->reap_list) {
+        struct conn *c = w->reap_list;
+        w->reap_list = c->reap_next;
+        table_remove(w, c);
+        conn_free(c);
+        stats_inc(&w->stats, STAT_conn_closed);
+    }
+    maybe_finish_stop(w);
+}
+
+void worker_schedule_reap(struct worker *w, struct conn *c)
+{
+    if (c->flags & CONN_REAPING)
+        return;
+    c->flags |= CONN_REAPING;
+    c->reap_next = w->reap_list;
+    w->reap_list = c;
+    event_active(w->reap_ev, EV_TIMEOUT, 0);
+}
+
+/* ------------------------------------------------------------------ delivery */
+
+static void deliver_local(struct worker *w, uint64_t conn_id, struct rbuf *rb, int learn)
+{
+    struct conn *c = worker_find_conn(w, conn_id);
+    if (!c || (c->flags & CONN_CLOSING)) {
+        stats_inc(&w->stats, STAT_drop_no_route);
+        goto out;
+    }
+    if (learn)
+        conn_learn_id(c, rb->hdr.to_id);
+    if (w->relay->cfg->connect_records == CONNECT_RECORDS_TRANSLATE &&
+        record_type_is_connect(rb->hdr.type)) {
+        struct rbuf *t = translate_connect(c, rb);
+        if (t) {
+            rbuf_unref(rb);
+            rb = t;
+            stats_inc(&w->stats, STAT_records_translated);
+        }
+    }
+    int drop = c->ops->send_record(c, rb);
+    if (drop) {
+        conn_record_dropped(c, (enum stats_counter)drop, rb);
+        goto out;
+    }
+    c->records_out++;
+    stats_inc(&w->stats, STAT_records_out);
+    stats_add(&w->stats, STAT_bytes_out, rb->len);
+out:
+    rbuf_unref(rb);
+}
+
+static int mailbox_post(struct worker *w, const struct wmsg *m)
+{
+    struct mailbox *mb = &w->mbox;
+    int wake = 0;
+
+    pthread_mutex_lock(&mb->lock);
+    if (mb->n == mb->cap) {
+        size_t ncap = mb->cap ? mb->cap * 2 : 64;
+        struct wmsg *nm = realloc(mb->msgs, ncap * sizeof *nm);
+        if (!nm) {
+            pthread_mutex_unlock(&mb->lock);
+            return -1;
+        }
+        mb->msgs = nm;
+        mb->cap = ncap;
+    }
+    mb->msgs[mb->n++] = *m;
+    if (!mb->signalled) {
+        mb->signalled = 1;
+        wake = 1;
+    }
+    pthread_mutex_unlock(&mb->lock);
+
+    if (wake) {
+        uint64_t one = 1;
+        ssize_t r = write(mb->efd, &one, sizeof one);
+        (void)r; /* EAGAIN means the counter is already non-zero: the owner will wake */
+    }
+    return 0;
+}
+
+void worker_deliver(struct worker *self, struct route rt, struct rbuf *rb, int learn)
+{
+    struct relay *r = self->relay;
+    if (rt.worker == self->index) {
+        deliver_local(self, rt.conn_id, rb, learn);
+        return;
+    }
+    struct wmsg m = {.kind = learn ? WMSG_DELIVER_LEARN : WMSG_DELIVER,
+                     .conn_id = rt.conn_id, .rb = rb};
+    if (rt.worker >= r->n_workers || mailbox_post(r->workers[rt.worker], &m) != 0) {
+        stats_inc(&self->stats, STAT_drop_no_memory);
+        rbuf_unref(rb);
+    }
+}
+
+void worker_post_adopt(struct worker *w, int fd, conn_factory make,
+                       const struct listener_cfg *lcfg, const char *peer)
+{
+    struct wmsg m = {.kind = WMSG_ADOPT, .fd = fd, .make = make, .lcfg = lcfg,
+                     .peer = strdup(peer)};
+    if (!m.peer || mailbox_post(w, &m) != 0) {
+        free(m.peer);
+        close(fd);
+        log_warn("accept_dropped", "worker=%u reason=no_memory", w->index);
+    }
+}
+
+void worker_post_close(struct worker *w, uint64_t conn_id, enum close_reason why)
+{
+    struct wmsg m = {.kind = WMSG_CLOSE, .conn_id = conn_id, .reason = why};
+    if (mailbox_post(w, &m) != 0)
+        log_error("close_lost", "worker=%u conn=%llu reason=no_memory", w->index,
+                  (unsigned long long)conn_id);
+}
+
+void worker_post_stop(struct worker *w)
+{
+    struct wmsg m = {.kind = WMSG_STOP};
+    while (mailbox_post(w, &m) != 0)
+        usleep(1000); /* stopping must get through; memory comes back as queues drain */
+}
+
+static void stop_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    /* Connections still flushing past the shutdown timeout are cut. */
+    for (size_t i = 0; i < w->table_size; i++)
+        for (struct conn *c = w->table[i]; c; c = c->table_next)
+            conn_abort(c, CLOSE_SHUTDOWN);
+    event_base_loopbreak(w->base);
+}
+
+static void begin_stop(struct worker *w)
+{
+    if (w->stopping)
+        return;
+    w->stopping = 1;
+    const struct relay_config *cfg = w->relay->cfg;
+    struct timeval tv = {(time_t)(cfg->shutdown_timeout_ms / 1000u),
+                         (suseconds_t)(cfg->shutdown_timeout_ms % 1000u) * 1000};
+    w->stop_deadline = evtimer_new(w->base, stop_deadline_cb, w);
+    if (w->stop_deadline)
+        evtimer_add(w->stop_deadline, &tv);
+    for (size_t i = 0; i < w->table_size; i++)
+        for (struct conn *c = w->table[i]; c; c = c->table_next)
+            conn_close(c, CLOSE_SHUTDOWN, "relay shutting down");
+    maybe_finish_stop(w);
+}
+
+static void handle_msg(struct worker *w, struct wmsg *m)
+{
+    switch (m->kind) {
+    case WMSG_DELIVER:
+    case WMSG_DELIVER_LEARN:
+        deliver_local(w, m->conn_id, m->rb, m->kind == WMSG_DELIVER_LEARN);
+        break;
+    case WMSG_ADOPT:
+        if (w->stopping) {
+            close(m->fd);
+        } else if (m->make(w, m->fd, m->lcfg, m->peer)) {
+            stats_inc(&w->stats, STAT_conn_accepted);
+        }
+        free(m->peer);
+        break;
+    case WMSG_CLOSE: {
+        struct conn *c = worker_find_conn(w, m->conn_id);
+        if (c)
+            conn_close(c, m->reason,
+                       m->reason == CLOSE_REPLACED ? "endpoint-id taken over by a new connection"
+                                                   : NULL);
+        break;
+    }
+    case WMSG_STOP:
+        begin_stop(w);
+        break;
+    }
+}
+
+static void mailbox_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct worker *w = arg;
+    struct mailbox *mb = &w->mbox;
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof v);
+    (void)r;
+
+    for (;;) {
+        pthread_mutex_lock(&mb->lock);
+        struct wmsg *msgs = mb->msgs;
+        size_t n = mb->n, cap = mb->cap;
+        /* Swap vectors: producers keep appending to the other one meanwhile. */
+        mb->msgs = w->drain;
+        mb->cap = w->drain_cap;
+        mb->n = 0;
+        if (n == 0)
+            mb->signalled = 0;
+        pthread_mutex_unlock(&mb->lock);
+        w->drain = msgs;
+        w->drain_cap = cap;
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < n; i++)
+            handle_msg(w, &msgs[i]);
+    }
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+struct worker *worker_new(struct relay *r, unsigned index)
+{
+    struct worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->index = index;
+    w->relay = r;
+    w->mbox.efd = -1;
+    pthread_mutex_init(&w->mbox.lock, NULL);
+    w->table_size = 64;
+    w->table = calloc(w->table_size, sizeof *w->table);
+    w->base = event_base_new();
+    if (!w->table || !w->base)
+        goto fail;
+    w->mbox.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->mbox.efd < 0)
+        goto fail;
+    w->mbox.ev = event_new(w->base, w->mbox.efd, EV_READ | EV_PERSIST, mailbox_cb, w);
+    w->reap_ev = event_new(w->base, -1, 0, reap_cb, w);
+    if (!w->mbox.ev || !w->reap_ev || event_add(w->mbox.ev, NULL) != 0)
+        goto fail;
+    return w;
+fail:
+    worker_free(w);
+    return NULL;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+        return -1;
+    w->started = 1;
+    return 0;
+}
+
+void worker_join(struct worker *w)
+{
+    if (w->started) {
+        pthread_join(w->thread, NULL);
+        w->started = 0;
+    }
+}
+
+void worker_free(struct worker *w)
+{
+    if (!w)
+        return;
+    /* Anything left (loop broken at the deadline, or never started) goes now. */
+    for (size_t i = 0; w->table && i < w->table_size; i++) {
+        while (w->table[i]) {
+            struct conn *c = w->table[i];
+            w->table[i] = c->table_next;
+            conn_free(c);
+        }
+    }
+    for (size_t i = 0; i < w->mbox.n; i++) {
+        struct wmsg *m = &w->mbox.msgs[i];
+        rbuf_unref(m->rb);
+        if (m->kind == WMSG_ADOPT) {
+            close(m->fd);
+            free(m->peer);
+        }
+    }
+    free(w->mbox.msgs);
+    free(w->drain);
+    free(w->table);
+    if (w->mbox.ev)
+        event_free(w->mbox.ev);
+    if (w->reap_ev)
+        event_free(w->reap_ev);
+    if (w->stop_deadline)
+        event_free(w->stop_deadline);
+    if (w->mbox.efd >= 0)
+        close(w->mbox.efd);
+    if (w->base)
+        event_base_free(w->base);
+    pthread_mutex_destroy(&w->mbox.lock);
+    free(w);
+}
+
+unsigned worker_index(const struct worker *w) { return w->index; }
+struct event_base *worker_base(struct worker *w) { return w->base; }
+struct stats *worker_stats(struct worker *w) { return &w->stats; }
+struct relay *worker_relay(struct worker *w) { return w->relay; }
+size_t worker_conn_count(const struct worker *w) { return w->n_conns; }
+
+uint64_t relay_stat(const struct relay *r, enum stats_counter c)
+{
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < r->n_workers; i++)
+        sum += stats_get(&r->workers[i]->stats, c);
+    return sum;
+}

@@ -1,0 +1,58 @@
+/* worker.h — a worker thread: one libevent loop, the connections it owns, a mailbox.
+ *
+ * Other threads never touch a worker's connections; they post messages (adopt an
+ * accepted socket, deliver a Record to a connection id, close a connection, stop).
+ * The mailbox is a mutex-guarded vector swapped out whole by the owner, woken through
+ * an eventfd only when it goes from empty to non-empty.
+ */
+#ifndef USPRELAY_WORKER_H
+#define USPRELAY_WORKER_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+
+#include "relay/conn.h"
+#include "relay/rbuf.h"
+#include "relay/router.h"
+#include "relay/stats.h"
+
+struct worker;
+struct relay;
+
+/* Creates the adopting connection for one listener type. */
+typedef struct conn *(*conn_factory)(struct worker *w, int fd, const struct listener_cfg *lcfg,
+                                     const char *peer);
+
+struct worker *worker_new(struct relay *r, unsigned index);
+int worker_start(struct worker *w);
+/* Ask the worker to close its connections (goodbye + bounded drain) and stop. */
+void worker_post_stop(struct worker *w);
+void worker_join(struct worker *w);
+void worker_free(struct worker *w);
+
+unsigned worker_index(const struct worker *w);
+struct event_base *worker_base(struct worker *w);
+struct stats *worker_stats(struct worker *w);
+struct relay *worker_relay(struct worker *w);
+size_t worker_conn_count(const struct worker *w);
+
+/* Hand an accepted socket to W (any thread). On failure the fd is closed. */
+void worker_post_adopt(struct worker *w, int fd, conn_factory make,
+                       const struct listener_cfg *lcfg, const char *peer);
+
+/* Close connection CONN_ID on W (any thread). */
+void worker_post_close(struct worker *w, uint64_t conn_id, enum close_reason why);
+
+/* Deliver RB (one reference handed over) to the connection of route RT, from the
+ * worker SELF: directly when it owns it, else through the owner's mailbox. LEARN: the
+ * owner also routes RB's to_id to that connection. */
+void worker_deliver(struct worker *self, struct route rt, struct rbuf *rb, int learn);
+
+/* For conn.c: register/unregister in the id table, queue for reaping. */
+void worker_add_conn(struct worker *w, struct conn *c);
+void worker_schedule_reap(struct worker *w, struct conn *c);
+struct conn *worker_find_conn(struct worker *w, uint64_t id);
+
+#endif
