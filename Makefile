@@ -29,7 +29,7 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	python3 python3-pytest python3-stomp python3-paho-mqtt python3-websockets \
 	mosquitto mosquitto-clients nats-server
 
-PKG_MODULES := libevent libevent_pthreads libprotobuf-c libconfig
+PKG_MODULES := libevent libprotobuf-c libconfig
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wconversion -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-sign-conversion
@@ -38,6 +38,13 @@ OPT     ?= -O2 -g
 SANITIZE ?=
 ifeq ($(SANITIZE),1)
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+
+# V=1 shows full compiler command lines.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
 endif
 
 GEN     := $(BUILD)/gen
@@ -93,15 +100,17 @@ $(PROTO_C) $(PROTO_H): $(PROTO_SRC)
 # Generated code is not ours to keep -Wconversion clean.
 $(BUILD)/obj/gen/usp-record.pb-c.o: $(PROTO_C)
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(OPT) $(SANFLAGS) -Wall -Wextra -Werror $(CPPFLAGS_ALL) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CSTD) $(OPT) $(SANFLAGS) -Wall -Wextra -Werror $(CPPFLAGS_ALL) -c $< -o $@
 
 $(BUILD)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(CPPFLAGS_ALL) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) $(CPPFLAGS_ALL) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(DAEMON): $(BUILD)/obj/relay/usprelayd.o $(LIB)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LIBS_ALL)
@@ -148,7 +157,8 @@ FUZZ_LIB_SRC := $(LIB_SRC) $(PROTO_C)
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) | $(PROTO_H)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(CSTD) $(FUZZ_FLAGS) -I. -I$(GEN) $(shell pkg-config --cflags $(PKG_MODULES)) \
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(CLANG) $(CSTD) $(FUZZ_FLAGS) -I. -I$(GEN) $(shell pkg-config --cflags $(PKG_MODULES)) \
 	  -o $@ $< $(FUZZ_LIB_SRC) $(LIBS_ALL)
 
 fuzz-build: $(FUZZ_BIN)
