@@ -3,9 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <grp.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,31 +161,11 @@ static int open_uds(const struct listener_cfg *c, const char **why)
         *why = "chmod failed";
         goto fail_unlink;
     }
-    if (u->owner || u->group) {
-        uid_t uid = (uid_t)-1;
-        gid_t gid = (gid_t)-1;
-        if (u->owner) {
-            struct passwd *pw = getpwnam(u->owner);
-            if (!pw) {
-                *why = "unknown owner";
-                errno = ENOENT;
-                goto fail_unlink;
-            }
-            uid = pw->pw_uid;
-        }
-        if (u->group) {
-            struct group *gr = getgrnam(u->group);
-            if (!gr) {
-                *why = "unknown group";
-                errno = ENOENT;
-                goto fail_unlink;
-            }
-            gid = gr->gr_gid;
-        }
-        if (chown(u->path, uid, gid) != 0) {
-            *why = "chown failed";
-            goto fail_unlink;
-        }
+    /* Owner and group were resolved when the configuration was loaded. */
+    if ((u->owner_uid != (uid_t)-1 || u->group_gid != (gid_t)-1) &&
+        chown(u->path, u->owner_uid, u->group_gid) != 0) {
+        *why = "chown failed";
+        goto fail_unlink;
     }
     if (listen(fd, c->backlog) != 0)
         goto fail_unlink;

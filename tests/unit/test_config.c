@@ -1,0 +1,930 @@
+/* test_config.c — Check suite for relay/config.c.
+ *
+ * Each test writes a config file to a mkstemp file under /tmp, loads it and checks either
+ * the resulting struct or the exact "file:line: key:" prefix of every expected error.
+ * conf/usprelay.conf is loaded from the working directory (make runs tests from the
+ * repository root).
+ */
+#include "relay/config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STOMP_L "{ name = \"s\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 61613; }"
+#define UDS_L "{ name = \"u\"; type = \"uds\"; path = \"/tmp/usprelay-test.sock\"; }"
+
+static char g_path[64];
+static char g_err[16384];
+
+/* Write TEXT to a fresh temp file, load it, remove the file. */
+static int load_text(const char *text, struct relay_config **out)
+{
+    snprintf(g_path, sizeof g_path, "/tmp/usprelay-test-config-XXXXXX");
+    int fd = mkstemp(g_path);
+    ck_assert_int_ge(fd, 0);
+    size_t len = strlen(text);
+    ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+    memset(g_err, 'X', sizeof g_err);
+    int rc = config_load(g_path, out, g_err, sizeof g_err);
+    unlink(g_path);
+    return rc;
+}
+
+static struct relay_config *load_ok(const char *text)
+{
+    struct relay_config *cfg = NULL;
+    int rc = load_text(text, &cfg);
+    ck_assert_msg(rc == 0, "expected success, got %d errors:\n%s", rc, g_err);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_str_eq(g_err, "");
+    return cfg;
+}
+
+/* Assert that the last load reported "<file>:LINE: KEY: " followed by text containing
+ * FRAG on the same line. */
+static void assert_error(int line, const char *key, const char *frag)
+{
+    char want[256];
+    snprintf(want, sizeof want, "%s:%d: %s: ", g_path, line, key);
+    const char *p = strstr(g_err, want);
+    ck_assert_msg(p != NULL, "no \"%s\" in:\n%s", want, g_err);
+    const char *eol = strchr(p, '\n');
+    ck_assert_msg(eol != NULL, "error line not terminated:\n%s", g_err);
+    if (frag) {
+        const char *f = strstr(p, frag);
+        ck_assert_msg(f != NULL && f < eol, "no \"%s\" after \"%s\" in:\n%s", frag, want,
+                      g_err);
+    }
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* Load TEXT expecting exactly one error at LINE/KEY containing FRAG. */
+static void expect_one(const char *text, int line, const char *key, const char *frag)
+{
+    struct relay_config *cfg = (struct relay_config *)1;
+    int rc = load_text(text, &cfg);
+    ck_assert_msg(rc == 1, "expected 1 error, got %d:\n%s", rc, g_err);
+    ck_assert_ptr_null(cfg);
+    ck_assert_uint_eq(count_lines(g_err), 1);
+    assert_error(line, key, frag);
+}
+
+static unsigned expected_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1u : n > 256 ? 256u : (unsigned)n;
+}
+
+/* ------------------------------------------------------------------ valid files */
+
+START_TEST(example_conf_loads)
+{
+    struct relay_config *cfg = NULL;
+    int rc = config_load("conf/usprelay.conf", &cfg, g_err, sizeof g_err);
+    ck_assert_msg(rc == 0, "conf/usprelay.conf: %d errors:\n%s", rc, g_err);
+    ck_assert_str_eq(cfg->path, "conf/usprelay.conf");
+    ck_assert_str_eq(cfg->endpoint_id, "self::usprelay");
+    ck_assert_uint_eq(cfg->workers, expected_workers());
+    ck_assert_uint_eq(cfg->max_endpoint_id_length, 256);
+    ck_assert_int_eq(cfg->from_id_policy, FROM_ID_ENFORCE);
+    ck_assert_int_eq(cfg->duplicate_id_policy, DUP_REPLACE_OLD);
+    ck_assert_int_eq(cfg->connect_records, CONNECT_RECORDS_PASS);
+    ck_assert_uint_eq(cfg->shutdown_timeout_ms, 5000);
+    ck_assert_int_eq(cfg->log_level, LOG_INFO);
+    ck_assert_uint_eq(cfg->limits.max_record_size, 5242880);
+    ck_assert_uint_eq(cfg->limits.max_unidentified_input, 65536);
+    ck_assert_uint_eq(cfg->limits.max_output_queue, 16777216);
+    ck_assert_uint_eq(cfg->limits.handshake_timeout_ms, 10000);
+    ck_assert_uint_eq(cfg->n_listeners, 3);
+
+    const struct listener_cfg *s = &cfg->listeners[0];
+    ck_assert_str_eq(s->name, "stomp");
+    ck_assert_int_eq(s->type, LISTENER_STOMP);
+    ck_assert_str_eq(s->address, "127.0.0.1");
+    ck_assert_uint_eq(s->port, 61613);
+    ck_assert_int_eq(s->backlog, 128);
+    ck_assert_int_gt(s->line, 1);
+    ck_assert_str_eq(s->stomp.subscribe_dest_template, "/usp/endpoint/{eid}");
+    ck_assert_int_eq(s->stomp.allow_any_subscribe, 0);
+    ck_assert_ptr_null(s->stomp.login);
+    ck_assert_ptr_null(s->stomp.passcode);
+    ck_assert_uint_eq(s->stomp.heartbeat_send_ms, 30000);
+    ck_assert_uint_eq(s->stomp.heartbeat_receive_ms, 30000);
+    ck_assert_uint_eq(s->stomp.heartbeat_grace_pct, 50);
+    ck_assert_uint_eq(s->stomp.max_frame_head, 16384);
+    ck_assert_uint_eq(s->stomp.max_headers, 32);
+    ck_assert_mem_eq(&s->limits, &cfg->limits, sizeof s->limits);
+
+    const struct listener_cfg *u = &cfg->listeners[1];
+    ck_assert_str_eq(u->name, "uds");
+    ck_assert_int_eq(u->type, LISTENER_UDS);
+    ck_assert_str_eq(u->uds.path, "build/run/usprelay.sock");
+    ck_assert_uint_eq(u->uds.mode, 0660);
+    ck_assert_ptr_null(u->uds.owner);
+    ck_assert_ptr_null(u->uds.group);
+    ck_assert_ptr_null(u->uds.peer_endpoint_id);
+    ck_assert_ptr_null(u->address);
+    ck_assert_int_gt(u->line, s->line);
+
+    const struct listener_cfg *pc = &cfg->listeners[2];
+    ck_assert_str_eq(pc->name, "uds-controller");
+    ck_assert_int_eq(pc->type, LISTENER_UDS);
+    ck_assert_str_eq(pc->uds.path, "build/run/usp-controller.sock");
+    ck_assert_str_eq(pc->uds.peer_endpoint_id, "self::usp-controller");
+    ck_assert_int_gt(pc->line, u->line);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(defaults_when_absent)
+{
+    struct relay_config *cfg = load_ok("listeners = ( " STOMP_L ", " UDS_L " );\n");
+    ck_assert_str_eq(cfg->endpoint_id, "self::usprelay");
+    ck_assert_uint_eq(cfg->workers, expected_workers());
+    ck_assert_uint_eq(cfg->max_endpoint_id_length, 256);
+    ck_assert_int_eq(cfg->from_id_policy, FROM_ID_ENFORCE);
+    ck_assert_int_eq(cfg->duplicate_id_policy, DUP_REPLACE_OLD);
+    ck_assert_int_eq(cfg->connect_records, CONNECT_RECORDS_PASS);
+    ck_assert_uint_eq(cfg->shutdown_timeout_ms, 5000);
+    ck_assert_int_eq(cfg->log_level, LOG_INFO);
+    ck_assert_uint_eq(cfg->limits.max_record_size, 5242880);
+    ck_assert_uint_eq(cfg->limits.max_unidentified_input, 65536);
+    ck_assert_uint_eq(cfg->limits.max_output_queue, 16777216);
+    ck_assert_uint_eq(cfg->limits.handshake_timeout_ms, 10000);
+    ck_assert_uint_eq(cfg->n_listeners, 2);
+
+    const struct listener_cfg *s = &cfg->listeners[0];
+    ck_assert_int_eq(s->backlog, 128);
+    ck_assert_int_eq(s->line, 1);
+    ck_assert_str_eq(s->stomp.subscribe_dest_template, "/usp/endpoint/{eid}");
+    ck_assert_int_eq(s->stomp.allow_any_subscribe, 0);
+    ck_assert_ptr_null(s->stomp.login);
+    ck_assert_ptr_null(s->stomp.passcode);
+    ck_assert_uint_eq(s->stomp.heartbeat_send_ms, 30000);
+    ck_assert_uint_eq(s->stomp.heartbeat_receive_ms, 30000);
+    ck_assert_uint_eq(s->stomp.heartbeat_grace_pct, 50);
+    ck_assert_uint_eq(s->stomp.max_frame_head, 16384);
+    ck_assert_uint_eq(s->stomp.max_headers, 32);
+    ck_assert_mem_eq(&s->limits, &cfg->limits, sizeof s->limits);
+
+    const struct listener_cfg *u = &cfg->listeners[1];
+    ck_assert_int_eq(u->backlog, 128);
+    ck_assert_uint_eq(u->uds.mode, 0660);
+    ck_assert_ptr_null(u->uds.owner);
+    ck_assert_ptr_null(u->uds.group);
+    ck_assert_uint_eq(u->uds.owner_uid, (uid_t)-1);
+    ck_assert_uint_eq(u->uds.group_gid, (gid_t)-1);
+    ck_assert_ptr_null(u->uds.peer_endpoint_id);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(explicit_values)
+{
+    struct relay_config *cfg = load_ok(
+        "relay = {\n"
+        "  endpoint_id = \"oui:00256D:relay-1\";\n"
+        "  workers = 3;\n"
+        "  max_endpoint_id_length = 64;\n"
+        "  from_id_policy = \"log\";\n"
+        "  duplicate_id_policy = \"refuse-new\";\n"
+        "  connect_records = \"translate\";\n"
+        "  shutdown_timeout = 2;\n"
+        "};\n"
+        "log = { level = \"debug\"; };\n"
+        "limits = { max_record_size = 1048576; max_unidentified_input = 4096;\n"
+        "           max_output_queue = 8589934592L; handshake_timeout = 0.25; };\n"
+        "listeners = (\n"
+        "  { name = \"tcp6\"; type = \"stomp\"; address = \"::1\"; port = 1; backlog = 7;\n"
+        "    subscribe_dest_template = \"/q/{eid}.in\"; allow_any_subscribe = true;\n"
+        "    login = \"user\"; passcode = \"\";\n"
+        "    heartbeat_send_ms = 0; heartbeat_receive_ms = 86400000;\n"
+        "    heartbeat_grace_percent = 1000; max_frame_head = 256; max_headers = 64; },\n"
+        "  { name = \"a.b_c-d\"; type = \"uds\"; path = \"rel/x.sock\"; mode = 0x1A4;\n"
+        "    owner = \"root\"; group = \"0\"; peer_endpoint_id = \"self::ctl\"; },\n"
+        "  { name = \"m\"; type = \"uds\"; path = \"/tmp/m.sock\"; mode = \"600\"; owner = \"4242\"; }\n"
+        ");\n");
+    ck_assert_str_eq(cfg->endpoint_id, "oui:00256D:relay-1");
+    ck_assert_uint_eq(cfg->workers, 3);
+    ck_assert_uint_eq(cfg->max_endpoint_id_length, 64);
+    ck_assert_int_eq(cfg->from_id_policy, FROM_ID_LOG);
+    ck_assert_int_eq(cfg->duplicate_id_policy, DUP_REFUSE_NEW);
+    ck_assert_int_eq(cfg->connect_records, CONNECT_RECORDS_TRANSLATE);
+    ck_assert_uint_eq(cfg->shutdown_timeout_ms, 2000);
+    ck_assert_int_eq(cfg->log_level, LOG_DEBUG);
+    ck_assert_uint_eq(cfg->limits.max_record_size, 1048576);
+    ck_assert_uint_eq(cfg->limits.max_unidentified_input, 4096);
+    ck_assert_uint_eq(cfg->limits.max_output_queue, 8589934592ULL);
+    ck_assert_uint_eq(cfg->limits.handshake_timeout_ms, 250);
+
+    const struct listener_cfg *s = &cfg->listeners[0];
+    ck_assert_str_eq(s->name, "tcp6");
+    ck_assert_str_eq(s->address, "::1");
+    ck_assert_uint_eq(s->port, 1);
+    ck_assert_int_eq(s->backlog, 7);
+    ck_assert_int_eq(s->line, 14);
+    ck_assert_str_eq(s->stomp.subscribe_dest_template, "/q/{eid}.in");
+    ck_assert_int_eq(s->stomp.allow_any_subscribe, 1);
+    ck_assert_str_eq(s->stomp.login, "user");
+    ck_assert_str_eq(s->stomp.passcode, "");
+    ck_assert_uint_eq(s->stomp.heartbeat_send_ms, 0);
+    ck_assert_uint_eq(s->stomp.heartbeat_receive_ms, 86400000);
+    ck_assert_uint_eq(s->stomp.heartbeat_grace_pct, 1000);
+    ck_assert_uint_eq(s->stomp.max_frame_head, 256);
+    ck_assert_uint_eq(s->stomp.max_headers, 64);
+
+    const struct listener_cfg *u = &cfg->listeners[1];
+    ck_assert_str_eq(u->name, "a.b_c-d");
+    ck_assert_str_eq(u->uds.path, "rel/x.sock");
+    ck_assert_uint_eq(u->uds.mode, 0644);
+    ck_assert_str_eq(u->uds.owner, "root");
+    ck_assert_str_eq(u->uds.group, "0");
+    ck_assert_uint_eq(u->uds.owner_uid, 0);
+    ck_assert_uint_eq(u->uds.group_gid, 0);
+    ck_assert_str_eq(u->uds.peer_endpoint_id, "self::ctl");
+
+    const struct listener_cfg *m = &cfg->listeners[2];
+    ck_assert_uint_eq(m->uds.mode, 0600);
+    ck_assert_uint_eq(m->uds.owner_uid, 4242);
+    ck_assert_uint_eq(m->uds.group_gid, (gid_t)-1);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(listener_limits_override_and_inherit)
+{
+    struct relay_config *cfg = load_ok(
+        "limits = { max_record_size = 100000; handshake_timeout = 3; };\n"
+        "listeners = (\n"
+        "  { name = \"a\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 1000;\n"
+        "    limits = { max_record_size = 2000; max_output_queue = 3000; }; },\n"
+        "  { name = \"b\"; type = \"uds\"; path = \"/tmp/b.sock\";\n"
+        "    limits = { handshake_timeout = 0.1; max_unidentified_input = 1024; }; },\n"
+        "  { name = \"c\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 1001; }\n"
+        ");\n");
+    const struct limits_cfg *a = &cfg->listeners[0].limits;
+    ck_assert_uint_eq(a->max_record_size, 2000);
+    ck_assert_uint_eq(a->max_output_queue, 3000);
+    ck_assert_uint_eq(a->max_unidentified_input, 65536); /* default, inherited */
+    ck_assert_uint_eq(a->handshake_timeout_ms, 3000);     /* global, inherited */
+
+    const struct limits_cfg *b = &cfg->listeners[1].limits;
+    ck_assert_uint_eq(b->max_record_size, 100000);
+    ck_assert_uint_eq(b->max_output_queue, 16777216);
+    ck_assert_uint_eq(b->max_unidentified_input, 1024);
+    ck_assert_uint_eq(b->handshake_timeout_ms, 100);
+
+    ck_assert_mem_eq(&cfg->listeners[2].limits, &cfg->limits, sizeof cfg->limits);
+    ck_assert_uint_eq(cfg->limits.max_record_size, 100000);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(workers_zero_resolves)
+{
+    struct relay_config *cfg = load_ok("relay = { workers = 0; };\nlisteners = ( " UDS_L " );\n");
+    ck_assert_uint_ge(cfg->workers, 1);
+    ck_assert_uint_eq(cfg->workers, expected_workers());
+    config_free(cfg);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ single errors */
+
+START_TEST(err_unknown_top_level)
+{
+    expect_one("listeners = ( " STOMP_L " );\n"
+               "relays = { workers = 1; };\n",
+               2, "relays", "unknown key (did you mean \"relay\"?)");
+}
+END_TEST
+
+START_TEST(err_unknown_in_relay)
+{
+    expect_one("relay = {\n"
+               "  endpoint_id = \"self::r\";\n"
+               "  wrokers = 2;\n"
+               "};\n"
+               "listeners = ( " STOMP_L " );\n",
+               3, "relay.wrokers", "did you mean \"workers\"");
+}
+END_TEST
+
+START_TEST(err_unknown_in_listener)
+{
+    expect_one("listeners = (\n"
+               "  " STOMP_L ",\n"
+               "  { name = \"x\"; type = \"stomp\"; address = \"::1\"; port = 2;\n"
+               "    frobnicate = 1; }\n"
+               ");\n",
+               4, "listeners[1].frobnicate", "unknown key");
+}
+END_TEST
+
+START_TEST(err_unknown_in_listener_limits)
+{
+    expect_one("listeners = (\n"
+               "  " UDS_L ",\n"
+               "  { name = \"x\"; type = \"stomp\"; address = \"::1\"; port = 2;\n"
+               "    limits = {\n"
+               "      max_record_sise = 100; }; }\n"
+               ");\n",
+               5, "listeners[1].limits.max_record_sise", "did you mean \"max_record_size\"");
+}
+END_TEST
+
+START_TEST(err_unknown_in_global_limits_and_log)
+{
+    struct relay_config *cfg = NULL;
+    int rc = load_text("log = { level = \"info\"; file = \"x\"; };\n"
+                       "limits = { nope = 1; };\n"
+                       "listeners = ( " STOMP_L " );\n",
+                       &cfg);
+    ck_assert_int_eq(rc, 2);
+    assert_error(1, "log.file", "unknown key");
+    assert_error(2, "limits.nope", "unknown key");
+}
+END_TEST
+
+START_TEST(err_wrong_types)
+{
+    expect_one("relay = { workers = \"4\"; };\nlisteners = ( " STOMP_L " );\n", 1,
+               "relay.workers", "expected an integer, found a string");
+    expect_one("relay = { endpoint_id = 5; };\nlisteners = ( " STOMP_L " );\n", 1,
+               "relay.endpoint_id", "expected a string, found an integer");
+    expect_one("relay = { shutdown_timeout = true; };\nlisteners = ( " STOMP_L " );\n", 1,
+               "relay.shutdown_timeout", "expected a number of seconds");
+    expect_one("relay = ( 1 );\nlisteners = ( " STOMP_L " );\n", 1, "relay",
+               "expected a group");
+    expect_one("listeners = { a = 1; };\n", 1, "listeners", "expected a list");
+    expect_one("listeners = ( " STOMP_L ",\n 7 );\n", 2, "listeners[1]",
+               "expected a listener group");
+    expect_one("listeners = ( { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+               "  allow_any_subscribe = 1; } );\n",
+               2, "listeners[0].allow_any_subscribe", "expected true or false");
+    expect_one("listeners = ( { name = \"s\"; type = \"stomp\"; address = \"::1\";\n"
+               "  port = 1.5; } );\n",
+               2, "listeners[0].port", "expected an integer, found a float");
+    expect_one("listeners = ( { name = \"s\"; type = \"uds\"; path = \"/tmp/x\";\n"
+               "  mode = true; } );\n",
+               2, "listeners[0].mode", "expected an octal string");
+    expect_one("listeners = ( { name = \"s\"; type = \"uds\"; path = \"/tmp/x\";\n"
+               "  limits = 5; } );\n",
+               2, "listeners[0].limits", "expected a group");
+}
+END_TEST
+
+START_TEST(err_out_of_range)
+{
+    expect_one("relay = {\n workers = 257; };\nlisteners = ( " STOMP_L " );\n", 2,
+               "relay.workers", "257 is out of range (0..256)");
+    expect_one("relay = { max_endpoint_id_length = 31; };\nlisteners = ( " STOMP_L " );\n",
+               1, "relay.max_endpoint_id_length", "31 is out of range (32..4096)");
+    expect_one("relay = { shutdown_timeout = 300.5; };\nlisteners = ( " STOMP_L " );\n", 1,
+               "relay.shutdown_timeout", "out of range");
+    expect_one("limits = { max_record_size = 63; };\nlisteners = ( " STOMP_L " );\n", 1,
+               "limits.max_record_size", "63 is out of range (64..268435455)");
+    expect_one("limits = { max_record_size = 268435456; max_output_queue = 300000000; };\n"
+               "listeners = ( " STOMP_L " );\n",
+               1, "limits.max_record_size", "out of range");
+    expect_one("limits = { max_unidentified_input = 1023; };\nlisteners = ( " STOMP_L " );\n",
+               1, "limits.max_unidentified_input", "1023 is out of range");
+    expect_one("limits = { handshake_timeout = 0.09; };\nlisteners = ( " STOMP_L " );\n", 1,
+               "limits.handshake_timeout", "out of range (0.1..3600)");
+    expect_one("limits = { handshake_timeout = 3601; };\nlisteners = ( " STOMP_L " );\n", 1,
+               "limits.handshake_timeout", "out of range");
+    expect_one("listeners = ( { name = \"s\"; type = \"stomp\"; address = \"::1\";\n"
+               "  port = 0; } );\n",
+               2, "listeners[0].port", "0 is out of range (1..65535)");
+    expect_one("listeners = ( { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+               "  max_headers = 65; } );\n",
+               2, "listeners[0].max_headers", "65 is out of range (1..64)");
+    expect_one("listeners = ( { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+               "  heartbeat_send_ms = 86400001; } );\n",
+               2, "listeners[0].heartbeat_send_ms", "out of range");
+    expect_one("listeners = ( { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+               "  heartbeat_grace_percent = -1; } );\n",
+               2, "listeners[0].heartbeat_grace_percent", "out of range");
+    expect_one("listeners = ( { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+               "  max_frame_head = 255; } );\n",
+               2, "listeners[0].max_frame_head", "out of range");
+    expect_one("listeners = ( { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+               "  backlog = 0; } );\n",
+               2, "listeners[0].backlog", "out of range");
+    expect_one("listeners = ( { name = \"s\"; type = \"uds\"; path = \"/tmp/x\";\n"
+               "  mode = \"1777\"; } );\n",
+               2, "listeners[0].mode", "not an octal mode");
+    expect_one("listeners = ( { name = \"s\"; type = \"uds\"; path = \"/tmp/x\";\n"
+               "  mode = \"0680\"; } );\n",
+               2, "listeners[0].mode", "not an octal mode");
+}
+END_TEST
+
+/* libconfig 1.5 silently wraps 32-bit overflow and reads 0660 as decimal 660. */
+START_TEST(err_int_literal_traps)
+{
+    expect_one("limits = {\n  max_output_queue = 5000000000; };\nlisteners = ( " STOMP_L " );\n",
+               2, "limits.max_output_queue", "does not fit in 32 bits");
+    expect_one("limits = { max_output_queue = 0x100000000; };\nlisteners = ( " STOMP_L " );\n",
+               1, "limits.max_output_queue", "does not fit in 32 bits");
+    expect_one("relay = { workers = -2147483649; };\nlisteners = ( " STOMP_L " );\n", 1,
+               "relay.workers", "does not fit in 32 bits");
+    /* libconfig gives a setting the line of its name, wherever the value is. */
+    expect_one("limits = {\n  max_output_queue =\n\n   4294967296;\n};\n"
+               "listeners = ( " STOMP_L " );\n",
+               2, "limits.max_output_queue", "does not fit in 32 bits");
+    expect_one("listeners = ( { name = \"s\"; type = \"uds\"; path = \"/tmp/x\";\n"
+               "  mode = 0660; } );\n",
+               2, "listeners[0].mode", "write the mode as a string");
+    expect_one("listeners = ( { name = \"s\"; type = \"uds\"; path = \"/tmp/x\";\n"
+               "  mode = 660; } );\n",
+               2, "listeners[0].mode", "out of range");
+
+    /* The same digits inside comments and strings, or with L, are not flagged. */
+    struct relay_config *cfg = load_ok(
+        "# max_output_queue = 5000000000;\n"
+        "/* max_output_queue = 5000000000; */ relay = { endpoint_id = \"self::5000000000\"; };\n"
+        "limits = { max_output_queue = 5000000000L; handshake_timeout = 1e1; };\n"
+        "listeners = ( " UDS_L " );\n");
+    ck_assert_uint_eq(cfg->limits.max_output_queue, 5000000000ULL);
+    ck_assert_uint_eq(cfg->limits.handshake_timeout_ms, 10000);
+    ck_assert_str_eq(cfg->endpoint_id, "self::5000000000");
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(err_bad_enum)
+{
+    expect_one("relay = {\n  from_id_policy = \"strict\"; };\nlisteners = ( " STOMP_L " );\n",
+               2, "relay.from_id_policy", "\"strict\" is not one of: enforce, log, off");
+    expect_one("relay = { duplicate_id_policy = \"replace\"; };\nlisteners = ( " STOMP_L " );\n",
+               1, "relay.duplicate_id_policy", "replace-old, refuse-new");
+    expect_one("relay = { connect_records = \"drop\"; };\nlisteners = ( " STOMP_L " );\n", 1,
+               "relay.connect_records", "pass, translate");
+    expect_one("log = { level = \"verbose\"; };\nlisteners = ( " STOMP_L " );\n", 1,
+               "log.level", "error, warn, info, debug");
+    expect_one("listeners = ( { name = \"s\";\n type = \"mqtt\"; } );\n", 2,
+               "listeners[0].type", "\"mqtt\" is not one of: stomp, uds");
+}
+END_TEST
+
+START_TEST(err_duplicate_listener_name)
+{
+    expect_one("listeners = (\n"
+               "  { name = \"dup\"; type = \"stomp\"; address = \"::1\"; port = 1; },\n"
+               "  { name = \"dup\"; type = \"uds\"; path = \"/tmp/x\"; }\n"
+               ");\n",
+               3, "listeners[1].name", "duplicate listener name \"dup\" (also listeners[0])");
+}
+END_TEST
+
+START_TEST(err_duplicate_port)
+{
+    expect_one("listeners = (\n"
+               "  { name = \"a\"; type = \"stomp\"; address = \"::1\"; port = 61613; },\n"
+               "  { name = \"b\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 61613; },\n"
+               "  { name = \"c\"; type = \"stomp\"; address = \"0:0::1\"; port = 61613; }\n"
+               ");\n",
+               4, "listeners[2].port", "overlaps listeners[0]");
+    /* A wildcard address overlaps every address on its port. */
+    expect_one("listeners = (\n"
+               "  { name = \"a\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 5; },\n"
+               "  { name = \"b\"; type = \"stomp\"; address = \"0.0.0.0\"; port = 5; }\n"
+               ");\n",
+               3, "listeners[1].port", "overlaps listeners[0]");
+    /* Different ports or different specific addresses do not. */
+    struct relay_config *cfg = load_ok(
+        "listeners = (\n"
+        "  { name = \"a\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 5; },\n"
+        "  { name = \"b\"; type = \"stomp\"; address = \"127.0.0.2\"; port = 5; },\n"
+        "  { name = \"c\"; type = \"stomp\"; address = \"::\"; port = 6; }\n"
+        ");\n");
+    ck_assert_uint_eq(cfg->n_listeners, 3);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(err_duplicate_uds_path)
+{
+    expect_one("listeners = (\n"
+               "  { name = \"a\"; type = \"uds\"; path = \"/tmp/same.sock\"; },\n"
+               "  { name = \"b\"; type = \"uds\";\n"
+               "    path = \"/tmp/same.sock\"; }\n"
+               ");\n",
+               4, "listeners[1].path", "also used by listeners[0]");
+}
+END_TEST
+
+START_TEST(err_missing_required)
+{
+    expect_one("listeners = (\n  { name = \"a\"; address = \"::1\"; port = 1; }\n);\n", 2,
+               "listeners[0].type", "required");
+    expect_one("listeners = (\n  { type = \"uds\"; path = \"/tmp/x\"; }\n);\n", 2,
+               "listeners[0].name", "required");
+    expect_one("listeners = (\n  { name = \"a\"; type = \"stomp\"; port = 1; }\n);\n", 2,
+               "listeners[0].address", "required");
+    expect_one("listeners = (\n  { name = \"a\"; type = \"stomp\"; address = \"::1\"; }\n);\n",
+               2, "listeners[0].port", "required");
+    expect_one("listeners = (\n  { name = \"a\"; type = \"uds\"; }\n);\n", 2,
+               "listeners[0].path", "required");
+    expect_one("relay = { workers = 1; };\n", 0, "listeners", "at least one listener");
+    expect_one("relay = { workers = 1; };\nlisteners = ();\n", 2, "listeners",
+               "at least one listener");
+}
+END_TEST
+
+START_TEST(err_key_for_other_type)
+{
+    expect_one("listeners = (\n"
+               "  { name = \"u\"; type = \"uds\"; path = \"/tmp/x\";\n"
+               "    heartbeat_send_ms = 1000; }\n"
+               ");\n",
+               3, "listeners[0].heartbeat_send_ms",
+               "not valid for a uds listener (only for stomp listeners)");
+    expect_one("listeners = (\n"
+               "  { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+               "    peer_endpoint_id = \"self::x\"; }\n"
+               ");\n",
+               3, "listeners[0].peer_endpoint_id", "only for uds listeners");
+}
+END_TEST
+
+START_TEST(err_bad_template)
+{
+    static const struct {
+        const char *tmpl;
+        const char *frag;
+    } cases[] = {
+        {"/usp/endpoint", "must contain {eid}"},
+        {"/a/{eid}/{eid}", "exactly once"},
+        {"/a:{eid}", "must not contain"},
+        {"/a\\\\{eid}", "must not contain"},
+        {"/a{eid}\\n", "must not contain"},
+        {"/a{eid}\\r", "must not contain"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "listeners = (\n"
+                 "  { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+                 "    subscribe_dest_template = \"%s\"; }\n"
+                 ");\n",
+                 cases[i].tmpl);
+        expect_one(text, 3, "listeners[0].subscribe_dest_template", cases[i].frag);
+    }
+}
+END_TEST
+
+START_TEST(err_login_passcode_pairing)
+{
+    expect_one("listeners = (\n"
+               "  { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+               "    login = \"user\"; }\n"
+               ");\n",
+               3, "listeners[0].passcode", "set both or neither");
+    expect_one("listeners = (\n"
+               "  { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+               "    passcode = \"pw\"; }\n"
+               ");\n",
+               3, "listeners[0].login", "set both or neither");
+    expect_one("listeners = (\n"
+               "  { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+               "    login = \"\"; passcode = \"pw\"; }\n"
+               ");\n",
+               3, "listeners[0].login", "must not be empty");
+}
+END_TEST
+
+START_TEST(err_bad_endpoint_id)
+{
+    expect_one("relay = {\n  endpoint_id = \"no-colons\"; };\nlisteners = ( " STOMP_L " );\n",
+               2, "relay.endpoint_id", "not a valid endpoint ID");
+    /* max_endpoint_id_length applies to the relay's own ID. */
+    expect_one("relay = { max_endpoint_id_length = 32;\n"
+               "  endpoint_id = \"self::aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"; };\n"
+               "listeners = ( " STOMP_L " );\n",
+               2, "relay.endpoint_id", "not a valid endpoint ID");
+    expect_one("listeners = (\n"
+               "  { name = \"u\"; type = \"uds\"; path = \"/tmp/x\";\n"
+               "    peer_endpoint_id = \"self:x\"; }\n"
+               ");\n",
+               3, "listeners[0].peer_endpoint_id", "not a valid endpoint ID");
+    /* A value echoed in a message is escaped: the message stays one line. */
+    expect_one("relay = { endpoint_id = \"self::a\\nb\"; };\nlisteners = ( " STOMP_L " );\n",
+               1, "relay.endpoint_id", "\"self::a\\x0ab\" is not a valid endpoint ID");
+}
+END_TEST
+
+START_TEST(err_bad_address_path_name_owner)
+{
+    expect_one("listeners = (\n"
+               "  { name = \"s\"; type = \"stomp\"; address = \"localhost\"; port = 1; }\n"
+               ");\n",
+               2, "listeners[0].address", "not a numeric IPv4 or IPv6 address");
+    expect_one("listeners = (\n"
+               "  { name = \"u\"; type = \"uds\"; path = \"\"; }\n"
+               ");\n",
+               2, "listeners[0].path", "must not be empty");
+    char text[512], longpath[120];
+    memset(longpath, 'p', sizeof longpath - 1);
+    longpath[0] = '/';
+    longpath[sizeof longpath - 1] = '\0';
+    snprintf(text, sizeof text, "listeners = (\n  { name = \"u\"; type = \"uds\"; path = \"%s\"; }\n);\n",
+             longpath);
+    expect_one(text, 2, "listeners[0].path", "longer than 107 bytes");
+    expect_one("listeners = (\n"
+               "  { name = \"has space\"; type = \"uds\"; path = \"/tmp/x\"; }\n"
+               ");\n",
+               2, "listeners[0].name", "must be 1..64 characters");
+    expect_one("listeners = (\n"
+               "  { name = \"u\"; type = \"uds\"; path = \"/tmp/x\";\n"
+               "    owner = \"no-such-user-usprelay\"; }\n"
+               ");\n",
+               3, "listeners[0].owner", "no such user");
+    expect_one("listeners = (\n"
+               "  { name = \"u\"; type = \"uds\"; path = \"/tmp/x\";\n"
+               "    group = \"no-such-group-usprelay\"; }\n"
+               ");\n",
+               3, "listeners[0].group", "no such group");
+}
+END_TEST
+
+START_TEST(err_queue_smaller_than_record)
+{
+    expect_one("limits = { max_record_size = 1000;\n  max_output_queue = 999; };\n"
+               "listeners = ( " STOMP_L " );\n",
+               2, "limits.max_output_queue", "must be at least max_record_size");
+    /* Per listener the effective values count: a listener raising max_record_size past
+     * the inherited queue size is refused at its own key. */
+    expect_one("limits = { max_output_queue = 100000; max_record_size = 1000; };\n"
+               "listeners = ( { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+               "  limits = { max_record_size = 200000; }; } );\n",
+               3, "listeners[0].limits.max_record_size", "must be at least max_record_size");
+}
+END_TEST
+
+START_TEST(err_syntax)
+{
+    expect_one("relay = {\n  workers = 1;\n  endpoint_id = self::x;\n};\n", 3, "-",
+               "syntax error");
+    expect_one("listeners = ( " STOMP_L " );\nlimits = {\n\n  max_record_size = ;\n};\n", 4,
+               "-", "syntax error");
+    expect_one("relay = { workers = 1; };\nrelay = { workers = 2; };\n", 2, "-",
+               "duplicate setting name");
+    /* A string where a setting name belongs is caught before libconfig (whose parser
+     * would leak it: LeakSanitizer checks that here). */
+    expect_one("listeners = ( " STOMP_L " );\nlog = {\n  \"level\" = \"info\"; };\n", 3, "-",
+               "unexpected string");
+    expect_one("relay = { workers = 1, \"x\" };\nlisteners = ( " STOMP_L " );\n", 1, "-",
+               "unexpected string");
+    expect_one("relay = { endpoint_id = \"self::a\" 5; };\n\"x\"\n", 2, "-",
+               "unexpected string");
+    /* Strings in lists, arrays and concatenations are fine. */
+    expect_one("listeners = ( " STOMP_L " );\nextra = ( \"a\", [\"b\", \"c\"], { x = \"d\"\n"
+               "  \"e\"; } );\n",
+               2, "extra", "unknown key");
+}
+END_TEST
+
+START_TEST(err_missing_file)
+{
+    struct relay_config *cfg = (struct relay_config *)1;
+    char err[256];
+    int rc = config_load("/nonexistent/usprelay.conf", &cfg, err, sizeof err);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_ptr_null(cfg);
+    ck_assert_str_eq(err,
+                     "/nonexistent/usprelay.conf:0: -: cannot read file: No such file or directory\n");
+}
+END_TEST
+
+START_TEST(err_nul_byte)
+{
+    static const char text[] = "relay = { workers = 1; };\n# x\0y\nlisteners = ( " STOMP_L " );\n";
+    snprintf(g_path, sizeof g_path, "/tmp/usprelay-test-config-XXXXXX");
+    int fd = mkstemp(g_path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    struct relay_config *cfg = NULL;
+    int rc = config_load(g_path, &cfg, g_err, sizeof g_err);
+    unlink(g_path);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_ptr_null(cfg);
+    assert_error(2, "-", "NUL byte");
+}
+END_TEST
+
+/* Write NAME in directory DIR with TEXT. */
+static void write_in(const char *dir, const char *name, const char *text)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_ge(fputs(text, f), 0);
+    fclose(f);
+}
+
+static void remove_in(const char *dir, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+}
+
+START_TEST(includes)
+{
+    char dir[] = "/tmp/usprelay-test-config-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char main_path[128], inc_path[128];
+    snprintf(main_path, sizeof main_path, "%s/main.conf", dir);
+    snprintf(inc_path, sizeof inc_path, "%s/limits.conf", dir);
+
+    /* Included relative to the main file's directory; settings spliced in place. */
+    write_in(dir, "main.conf",
+             "relay = { endpoint_id =\n"
+             "@include \"eid.conf\"\n"
+             "};\n"
+             "@include \"limits.conf\"\n"
+             "listeners = ( " STOMP_L " );\n");
+    write_in(dir, "eid.conf", "\"self::included\";\n");
+    write_in(dir, "limits.conf", "limits = {\n  max_output_queue = 8589934592L; };\n");
+    struct relay_config *cfg = NULL;
+    int rc = config_load(main_path, &cfg, g_err, sizeof g_err);
+    ck_assert_msg(rc == 0, "%s", g_err);
+    ck_assert_str_eq(cfg->endpoint_id, "self::included");
+    ck_assert_uint_eq(cfg->limits.max_output_queue, 8589934592ULL);
+    ck_assert_int_eq(cfg->listeners[0].line, 5);
+    config_free(cfg);
+
+    /* Errors in an included file name that file and its own line numbers. */
+    write_in(dir, "limits.conf", "# limits\nlimits = {\n  max_output_queue = 5000000000;\n"
+                                 "  max_record_size = 1; };\n");
+    rc = config_load(main_path, &cfg, g_err, sizeof g_err);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_ptr_null(cfg);
+    char want[200];
+    snprintf(want, sizeof want, "%s:3: limits.max_output_queue: value does not fit", inc_path);
+    ck_assert_msg(strstr(g_err, want) != NULL, "no \"%s\" in:\n%s", want, g_err);
+    snprintf(want, sizeof want, "%s:4: limits.max_record_size: 1 is out of range", inc_path);
+    ck_assert_msg(strstr(g_err, want) != NULL, "no \"%s\" in:\n%s", want, g_err);
+
+    /* A syntax error inside an included file. */
+    write_in(dir, "limits.conf", "limits = {\n  max_record_size = ;\n};\n");
+    rc = config_load(main_path, &cfg, g_err, sizeof g_err);
+    ck_assert_int_eq(rc, 1);
+    snprintf(want, sizeof want, "%s:2: -: syntax error", inc_path);
+    ck_assert_msg(strstr(g_err, want) != NULL, "no \"%s\" in:\n%s", want, g_err);
+
+    /* A missing include is reported where it is named. */
+    remove_in(dir, "limits.conf");
+    rc = config_load(main_path, &cfg, g_err, sizeof g_err);
+    ck_assert_int_eq(rc, 1);
+    snprintf(want, sizeof want, "%s:4: -: cannot read include file", main_path);
+    ck_assert_msg(strstr(g_err, want) != NULL, "no \"%s\" in:\n%s", want, g_err);
+
+    remove_in(dir, "main.conf");
+    remove_in(dir, "eid.conf");
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ many errors */
+
+START_TEST(all_errors_reported_in_line_order)
+{
+    struct relay_config *cfg = (struct relay_config *)1;
+    int rc = load_text("listeners = (\n"                                         /* 1 */
+                       "  { name = \"a\"; type = \"stomp\"; address = \"::1\";\n" /* 2 */
+                       "    port = 99999; },\n"                                  /* 3 */
+                       "  { name = \"a\"; type = \"uds\"; path = \"/tmp/x\";\n"  /* 4 */
+                       "    login = \"x\"; }\n"                                  /* 5 */
+                       ");\n"                                                    /* 6 */
+                       "relay = {\n"                                             /* 7 */
+                       "  workers = -1;\n"                                       /* 8 */
+                       "  colour = \"blue\";\n"                                  /* 9 */
+                       "};\n"                                                    /* 10 */
+                       "extra = 1;\n",                                           /* 11 */
+                       &cfg);
+    ck_assert_int_eq(rc, 6);
+    ck_assert_ptr_null(cfg);
+    ck_assert_uint_eq(count_lines(g_err), 6);
+    assert_error(3, "listeners[0].port", "out of range");
+    assert_error(4, "listeners[1].name", "duplicate");
+    assert_error(5, "listeners[1].login", "only for stomp");
+    assert_error(8, "relay.workers", "out of range");
+    assert_error(9, "relay.colour", "unknown key");
+    assert_error(11, "extra", "unknown key");
+
+    /* Sorted by line although relay and listeners were checked in another order. */
+    char l3[80], l8[80], l11[80];
+    snprintf(l3, sizeof l3, "%s:3: ", g_path);
+    snprintf(l8, sizeof l8, "%s:8: ", g_path);
+    snprintf(l11, sizeof l11, "%s:11: ", g_path);
+    ck_assert_msg(strstr(g_err, l3) < strstr(g_err, l8), "not sorted:\n%s", g_err);
+    ck_assert_msg(strstr(g_err, l8) < strstr(g_err, l11), "not sorted:\n%s", g_err);
+}
+END_TEST
+
+START_TEST(error_buffer_truncated_safely)
+{
+    const char *text = "a = 1;\nb = 2;\nc = 3;\nlisteners = ( " STOMP_L " );\n";
+    snprintf(g_path, sizeof g_path, "/tmp/usprelay-test-config-XXXXXX");
+    int fd = mkstemp(g_path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+
+    char small[24];
+    memset(small, 'X', sizeof small);
+    struct relay_config *cfg = NULL;
+    int rc = config_load(g_path, &cfg, small, sizeof small);
+    ck_assert_int_eq(rc, 3); /* the count is not truncated */
+    ck_assert_ptr_null(cfg);
+    ck_assert_uint_eq(strlen(small), sizeof small - 1);
+    ck_assert_int_eq(strncmp(small, g_path, sizeof small - 1), 0);
+
+    rc = config_load(g_path, &cfg, NULL, 0); /* no buffer at all */
+    ck_assert_int_eq(rc, 3);
+    ck_assert_ptr_null(cfg);
+    unlink(g_path);
+}
+END_TEST
+
+START_TEST(names)
+{
+    ck_assert_str_eq(listener_type_name(LISTENER_STOMP), "stomp");
+    ck_assert_str_eq(listener_type_name(LISTENER_UDS), "uds");
+    ck_assert_str_eq(from_id_policy_name(FROM_ID_ENFORCE), "enforce");
+    ck_assert_str_eq(from_id_policy_name(FROM_ID_LOG), "log");
+    ck_assert_str_eq(from_id_policy_name(FROM_ID_OFF), "off");
+    ck_assert_str_eq(duplicate_id_policy_name(DUP_REPLACE_OLD), "replace-old");
+    ck_assert_str_eq(duplicate_id_policy_name(DUP_REFUSE_NEW), "refuse-new");
+    ck_assert_str_eq(connect_records_name(CONNECT_RECORDS_PASS), "pass");
+    ck_assert_str_eq(connect_records_name(CONNECT_RECORDS_TRANSLATE), "translate");
+    ck_assert_str_eq(from_id_policy_name((enum from_id_policy)7), "?");
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *ok = tcase_create("valid");
+    tcase_add_test(ok, example_conf_loads);
+    tcase_add_test(ok, defaults_when_absent);
+    tcase_add_test(ok, explicit_values);
+    tcase_add_test(ok, listener_limits_override_and_inherit);
+    tcase_add_test(ok, workers_zero_resolves);
+    tcase_add_test(ok, names);
+    suite_add_tcase(s, ok);
+
+    TCase *bad = tcase_create("errors");
+    tcase_add_test(bad, err_unknown_top_level);
+    tcase_add_test(bad, err_unknown_in_relay);
+    tcase_add_test(bad, err_unknown_in_listener);
+    tcase_add_test(bad, err_unknown_in_listener_limits);
+    tcase_add_test(bad, err_unknown_in_global_limits_and_log);
+    tcase_add_test(bad, err_wrong_types);
+    tcase_add_test(bad, err_out_of_range);
+    tcase_add_test(bad, err_int_literal_traps);
+    tcase_add_test(bad, err_bad_enum);
+    tcase_add_test(bad, err_duplicate_listener_name);
+    tcase_add_test(bad, err_duplicate_port);
+    tcase_add_test(bad, err_duplicate_uds_path);
+    tcase_add_test(bad, err_missing_required);
+    tcase_add_test(bad, err_key_for_other_type);
+    tcase_add_test(bad, err_bad_template);
+    tcase_add_test(bad, err_login_passcode_pairing);
+    tcase_add_test(bad, err_bad_endpoint_id);
+    tcase_add_test(bad, err_bad_address_path_name_owner);
+    tcase_add_test(bad, err_queue_smaller_than_record);
+    tcase_add_test(bad, err_syntax);
+    tcase_add_test(bad, err_missing_file);
+    tcase_add_test(bad, err_nul_byte);
+    tcase_add_test(bad, includes);
+    tcase_add_test(bad, all_errors_reported_in_line_order);
+    tcase_add_test(bad, error_buffer_truncated_safely);
+    suite_add_tcase(s, bad);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(config_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
