@@ -110,8 +110,8 @@ static struct timeval ms_to_tv(uint32_t ms)
 static size_t input_bound(const struct conn *c)
 {
     const struct limits_cfg *l = &c->lcfg->limits;
-    if (c->flags & CONN_IDENTIFIED)
-        return (size_t)l->max_record_size + 256u * 1024u;
+    if (c->flags & CONN_IDENTIFIED) /* a STOMP frame is its head plus the Record */
+        return (size_t)l->max_record_size + c->lcfg->stomp.max_frame_head + 256u * 1024u;
     return (size_t)l->max_unidentified_input + 1024u;
 }
 
@@ -219,8 +219,8 @@ void conn_learn_id(struct conn *c, struct span id)
         return;
     struct route me = {worker_index(c->w), c->id};
     static const struct span none = {NULL, 0};
-    /* Only an ID nobody holds is learned; a connected endpoint keeps its own route. */
-    if (router_bind(c->relay->router, ROUTER_IDS, id, none, me, DUP_REFUSE_NEW, NULL) !=
+    /* First learner keeps it; a real endpoint's own route (ROUTER_IDS) always wins. */
+    if (router_bind(c->relay->router, ROUTER_LEARNED, id, none, me, DUP_REFUSE_NEW, NULL) !=
         ROUTER_BOUND) {
         free(copy);
         return;
@@ -244,7 +244,7 @@ static void unbind_all(struct conn *c)
         router_unbind(rt, ROUTER_IDS, span_from_str(c->eid, c->eid_len),
                       span_from_str(c->route_peer, c->route_peer_len), c->id);
     for (unsigned i = 0; i < c->n_learned; i++) {
-        router_unbind(rt, ROUTER_IDS, span_from_str(c->learned[i], strlen(c->learned[i])),
+        router_unbind(rt, ROUTER_LEARNED, span_from_str(c->learned[i], strlen(c->learned[i])),
                       none, c->id);
         free(c->learned[i]);
         c->learned[i] = NULL;

@@ -15,6 +15,7 @@ static int span_eq(struct span a, const char *b, size_t blen)
 
 void forward_record(struct conn *src, struct rbuf *rb, struct span dest_hint)
 {
+    static const struct span none = {NULL, 0};
     struct relay *r = src->relay;
     const struct record_header *h = &rb->hdr;
     struct stats *st = conn_stats(src);
@@ -40,9 +41,12 @@ void forward_record(struct conn *src, struct rbuf *rb, struct span dest_hint)
         drop = STAT_drop_self_addressed;
         goto drop;
     }
-    if (router_lookup(r->router, h->to_id, h->from_id, &rt) != 0) {
-        static const struct span none = {NULL, 0};
-        if (!dest_hint.len || router_get(r->router, ROUTER_DESTS, dest_hint, none, &rt) != 0) {
+    if (router_lookup(r->router, h->to_id, h->from_id, &rt) != 0 &&
+        router_get(r->router, ROUTER_LEARNED, h->to_id, none, &rt) != 0) {
+        /* Unknown to_id: the MTP address may still name a subscriber (STOMP SEND
+         * destination), which then takes this to_id — unless it is the sender. */
+        if (!dest_hint.len || router_get(r->router, ROUTER_DESTS, dest_hint, none, &rt) != 0 ||
+            (rt.worker == worker_index(src->w) && rt.conn_id == src->id)) {
             drop = STAT_drop_no_route;
             goto drop;
         }

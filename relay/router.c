@@ -31,7 +31,7 @@ struct table {
 };
 
 struct router {
-    struct table tables[2];
+    struct table tables[ROUTER_TABLES];
 };
 
 static uint64_t hash_key(struct span key, struct span peer)
@@ -93,7 +93,7 @@ struct router *router_new(void)
     struct router *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < ROUTER_TABLES; t++) {
         for (int i = 0; i < ROUTER_SHARDS; i++) {
             struct shard *s = &r->tables[t].shards[i];
             pthread_rwlock_init(&s->lock, NULL);
@@ -112,7 +112,7 @@ void router_free(struct router *r)
 {
     if (!r)
         return;
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < ROUTER_TABLES; t++) {
         for (int i = 0; i < ROUTER_SHARDS; i++) {
             struct shard *s = &r->tables[t].shards[i];
             for (size_t b = 0; s->buckets && b < s->n_buckets; b++) {

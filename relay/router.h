@@ -5,7 +5,8 @@
  * endpoint ID, or an (endpoint ID, peer ID) pair for links that belong to one endpoint
  * pair (UDS and WebSocket: obuspa accepts on such a link only Records from the peer it
  * handshook with). A lookup for a Record tries the pair (to_id, from_id) first, then
- * to_id alone. A second table maps STOMP destinations to the connection subscribed.
+ * to_id alone. Further tables map STOMP destinations to the connection subscribed,
+ * and IDs learned from those destinations to the connection that took them.
  *
  * Reads happen for every Record and writes only on connect/disconnect, so the table is
  * split into shards with a read-write lock each.
@@ -31,7 +32,10 @@ enum router_bind_result {
     ROUTER_NOMEM = -1,
 };
 
-enum router_table { ROUTER_IDS = 0, ROUTER_DESTS = 1 };
+/* IDS: endpoints bound by their own handshake. DESTS: STOMP destinations subscribed.
+ * LEARNED: IDs routed to a connection because a SEND named its destination; kept apart
+ * so a learned ID never counts as connected and always yields to the real endpoint. */
+enum router_table { ROUTER_IDS = 0, ROUTER_DESTS = 1, ROUTER_LEARNED = 2, ROUTER_TABLES = 3 };
 
 struct router;
 

@@ -1,0 +1,410 @@
+"""conftest.py — fixtures that run the real usprelayd for the integration tests.
+
+Everything is found through $USPRELAY_BUILD (default: <repo>/build): the daemon is
+$USPRELAY_BUILD/usprelayd, helper programs sit beside it (``tool_path("usp-testclient")``).
+
+Fixtures (stable names, used by every tests/integration/test_*.py):
+
+``start_relay``  factory: ``start_relay(**overrides) -> Relay``; starts a daemon with a
+                 fresh config (see ``write_config``), waits until it serves, and stops it at
+                 teardown. Call it several times for several relays.
+``relay``        ``start_relay()`` with the defaults.
+``make_config``  factory: ``make_config(**overrides) -> (path, info)`` writes a config
+                 without starting anything (for ``usprelayd -t``).
+``usprelayd``    path of the daemon binary; ``build_dir``: $USPRELAY_BUILD as a Path.
+
+Default config: relay.endpoint_id "self::usprelay", workers 2, shutdown_timeout 2 s, log
+level info; three listeners on fresh resources:
+  "stomp"     STOMP on 127.0.0.1:<free port>                     -> Relay.stomp_port
+  "uds"       UDS, no peer_endpoint_id (answers self::usprelay)   -> Relay.uds_path
+  "uds-ctrl"  UDS, peer_endpoint_id = "self::usp-controller"      -> Relay.uds_ctrl_path
+Overrides (dicts merged key by key; a value None deletes the key; a nested dict is a
+group, e.g. stomp={"limits": {"max_record_size": 1024}}):
+  relay={...} log={...} limits={...} stomp={...} uds={...} uds_ctrl={...}
+  extra_listeners=[{...}, ...]     appended as given (name/type/... all yours)
+  listeners=[...]                  replaces the three defaults entirely
+  args=[...]                       extra command-line arguments (e.g. ["-d"])
+  wait_ready=False                 return at once (for daemons expected to fail)
+
+At teardown the relay gets SIGTERM and must exit 0 within 10 s (else it is killed and the
+test fails), and the test fails if its log shows a sanitizer report ("ERROR:
+AddressSanitizer", "runtime error:", "LeakSanitizer") or if it died on its own. The log
+is printed at teardown (pytest shows it for failing tests).
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import uspwire
+
+REPO = Path(__file__).resolve().parents[2]
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
+STOP_TIMEOUT = 10.0
+READY_TIMEOUT = 15.0
+
+CTRL_EID = "self::usp-controller"
+RELAY_EID = "self::usprelay"
+
+
+def build_path():
+    return Path(os.environ.get("USPRELAY_BUILD", REPO / "build")).resolve()
+
+
+def tool_path(name):
+    """A program built beside the daemon, e.g. tool_path("usp-testclient")."""
+    return build_path() / name
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ----------------------------------------------------------------- config writing
+
+def _cfg_value(v, indent):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return "%dL" % v if not -2**31 <= v < 2**31 else str(v)
+    if isinstance(v, float):
+        r = repr(v)
+        return r if ("." in r or "e" in r) else r + ".0"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, dict):
+        return _cfg_group(v, indent)
+    if isinstance(v, (list, tuple)):
+        pad = "  " * (indent + 1)
+        items = (",\n" + pad).join(_cfg_value(x, indent + 1) for x in v)
+        return "(\n" + pad + items + "\n" + "  " * indent + ")"
+    raise TypeError("cannot write %r to a config" % (v,))
+
+
+def _cfg_group(d, indent):
+    pad = "  " * (indent + 1)
+    body = "".join("%s%s = %s;\n" % (pad, k, _cfg_value(v, indent + 1))
+                   for k, v in d.items() if v is not None)
+    return "{\n" + body + "  " * indent + "}"
+
+
+def render_config(sections):
+    """libconfig text for SECTIONS: {name: dict | list}."""
+    return "".join("%s = %s;\n" % (k, _cfg_value(v, 0)) for k, v in sections.items()
+                   if v is not None)
+
+
+def _merge(base, over):
+    out = dict(base)
+    for k, v in (over or {}).items():
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+class ConfigInfo:
+    """Where a written config puts things."""
+
+    def __init__(self, stomp_port, uds_path, uds_ctrl_path, sections):
+        self.stomp_port = stomp_port
+        self.uds_path = uds_path
+        self.uds_ctrl_path = uds_ctrl_path
+        self.sections = sections
+
+
+def write_config(path, sock_dir, *, tag="", relay=None, log=None, limits=None, stomp=None,
+                 uds=None, uds_ctrl=None, extra_listeners=(), listeners=None):
+    """Write a config to PATH (sockets in SOCK_DIR, named with TAG) and return a
+    ConfigInfo."""
+    port = free_port()
+    uds_path = os.path.join(str(sock_dir), "r%s.sock" % tag)
+    ctrl_path = os.path.join(str(sock_dir), "c%s.sock" % tag)
+    sections = {
+        "relay": _merge({"endpoint_id": RELAY_EID, "workers": 2, "shutdown_timeout": 2.0},
+                        relay),
+        "log": _merge({"level": "info"}, log),
+        "limits": _merge({}, limits) if limits else None,
+    }
+    if listeners is None:
+        listeners = [
+            _merge({"name": "stomp", "type": "stomp", "address": "127.0.0.1", "port": port},
+                   stomp),
+            _merge({"name": "uds", "type": "uds", "path": uds_path, "mode": "0600"}, uds),
+            _merge({"name": "uds-ctrl", "type": "uds", "path": ctrl_path, "mode": "0600",
+                    "peer_endpoint_id": CTRL_EID}, uds_ctrl),
+        ]
+    sections["listeners"] = list(listeners) + list(extra_listeners)
+    Path(path).write_text(render_config(sections))
+    info = ConfigInfo(port, uds_path, ctrl_path, sections)
+    # What the listeners really use after overrides.
+    for lst in sections["listeners"]:
+        if lst.get("name") == "stomp" and "port" in lst:
+            info.stomp_port = lst["port"]
+        elif lst.get("name") == "uds" and "path" in lst:
+            info.uds_path = lst["path"]
+        elif lst.get("name") == "uds-ctrl" and "path" in lst:
+            info.uds_ctrl_path = lst["path"]
+    return info
+
+
+# ----------------------------------------------------------------- the running relay
+
+class Relay:
+    """A running usprelayd. Attributes: proc, stomp_port, uds_path, uds_ctrl_path,
+    config_path, log_path, info (ConfigInfo)."""
+
+    def __init__(self, exe, config_path, log_path, info, args, cwd):
+        self.config_path = config_path
+        self.log_path = log_path
+        self.info = info
+        self.stomp_port = info.stomp_port
+        self.uds_path = info.uds_path
+        self.uds_ctrl_path = info.uds_ctrl_path
+        self._clients = []
+        self._stopped = False     # the test stopped/killed it on purpose
+        self._signalled = False   # a stop signal has been sent
+        self._logf = open(log_path, "wb")
+        self.proc = subprocess.Popen([str(exe), "-c", str(config_path)] + list(args),
+                                     stdout=self._logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=str(cwd))
+
+    # -- log
+    def log(self):
+        """Everything the daemon wrote so far (stdout + stderr)."""
+        try:
+            return Path(self.log_path).read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, regex, timeout=5.0, start=0):
+        """Wait until REGEX matches the log (from character START on); return the match.
+        Fails with the log tail on timeout or if the daemon exits first."""
+        pat = re.compile(regex)
+        end = time.monotonic() + timeout
+        while True:
+            text = self.log()
+            m = pat.search(text, start)
+            if m:
+                return m
+            if time.monotonic() > end:
+                raise AssertionError("log never matched %r within %.1fs; log tail:\n%s"
+                                     % (regex, timeout, text[-3000:]))
+            if self.proc.poll() is not None:
+                text = self.log()
+                m = pat.search(text, start)
+                if m:
+                    return m
+                raise AssertionError("relay exited (rc=%s) before log matched %r; log:\n%s"
+                                     % (self.proc.returncode, regex, text[-3000:]))
+            time.sleep(0.02)
+
+    def count_log(self, regex):
+        return len(re.findall(regex, self.log()))
+
+    # -- lifecycle
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        """Until the STOMP port accepts and the UDS socket files exist."""
+        end = time.monotonic() + timeout
+        need = self.info.sections["listeners"]
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError("relay exited rc=%s during startup; log:\n%s"
+                                     % (self.proc.returncode, self.log()))
+            ok = True
+            for lst in need:
+                if lst.get("type") == "uds":
+                    p = lst["path"]
+                    p = p if os.path.isabs(p) else os.path.join(os.path.dirname(
+                        str(self.config_path)), p)
+                    ok = ok and os.path.exists(p)
+                elif lst.get("type") == "stomp" and ok:
+                    try:
+                        socket.create_connection((lst["address"], lst["port"]), 0.5).close()
+                    except OSError:
+                        ok = False
+            if ok:
+                return
+            if time.monotonic() > end:
+                raise AssertionError("relay not ready within %.0fs; log:\n%s"
+                                     % (timeout, self.log()))
+            time.sleep(0.02)
+
+    def send_signal(self, sig):
+        """Send SIG; stop() and the teardown then only wait (a second SIGTERM during the
+        final cleanup may meet the default action once the handler is gone)."""
+        self._signalled = True
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Send SIG (default SIGTERM) unless send_signal() already sent one, and return the
+        exit code; asserts it exits in time."""
+        self._stopped = True
+        if self.proc.poll() is None and not self._signalled:
+            self._signalled = True
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("relay did not exit within %.0fs of signal %s; log:\n%s"
+                                 % (timeout, sig, self.log()[-3000:]))
+
+    def kill(self):
+        """SIGKILL (leaves socket files behind, like a crash)."""
+        self._stopped = True
+        if self.proc.poll() is None:
+            self.proc.kill()
+        return self.proc.wait()
+
+    def wait_exit(self, timeout=STOP_TIMEOUT):
+        """For a daemon expected to exit by itself: wait and return its exit code."""
+        self._stopped = True
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("relay still running after %.0fs; log:\n%s"
+                                 % (timeout, self.log()[-3000:]))
+
+    # -- clients (closed automatically at teardown)
+    def track(self, client):
+        self._clients.append(client)
+        return client
+
+    def stomp_client(self, timeout=5.0, port=None):
+        """A raw StompClient connected (TCP only) to the STOMP listener."""
+        return self.track(uspwire.StompClient(port or self.stomp_port, timeout=timeout))
+
+    def stomp_endpoint(self, eid, subscribe=True, port=None, **connect_kw):
+        """A StompClient that has CONNECTed as EID and (by default) SUBSCRIBEd to its
+        subscribe-dest, the SUBSCRIBE confirmed by a RECEIPT."""
+        c = self.stomp_client(port=port)
+        c.connect(eid, **connect_kw)
+        if subscribe:
+            c.subscribe()
+        return c
+
+    def uds_client(self, path=None, timeout=5.0):
+        """A raw UdsClient connected to PATH (default: the "uds" listener)."""
+        return self.track(uspwire.UdsClient(path or self.uds_path, timeout=timeout))
+
+    def uds_endpoint(self, eid, path=None, expect_peer=None):
+        """A UdsClient that completed the handshake as EID; the relay's answer is in
+        .peer_eid (checked against EXPECT_PEER when given)."""
+        c = self.uds_client(path)
+        peer = c.handshake(eid)
+        if expect_peer is not None:
+            assert peer == expect_peer
+        return c
+
+    def close_clients(self):
+        for c in self._clients:
+            c.close()
+        self._clients.clear()
+
+    def _teardown(self):
+        """Stop (if still running) and collect problems: a list of messages."""
+        problems = []
+        self.close_clients()
+        if self.proc.poll() is None:
+            if not self._signalled:
+                self._signalled = True
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(STOP_TIMEOUT)
+                if rc != 0:
+                    problems.append("relay exited %s on SIGTERM at teardown" % rc)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                problems.append("relay did not exit within %.0fs of SIGTERM" % STOP_TIMEOUT)
+        elif not self._stopped and self.proc.returncode != 0:
+            problems.append("relay died on its own (rc=%s)" % self.proc.returncode)
+        self._logf.close()
+        text = self.log()
+        for marker in SANITIZER_MARKERS:
+            if marker in text:
+                problems.append("sanitizer report in relay log (%r)" % marker)
+        return problems, text
+
+
+@pytest.fixture(scope="session")
+def build_dir():
+    return build_path()
+
+
+@pytest.fixture(scope="session")
+def usprelayd(build_dir):
+    exe = build_dir / "usprelayd"
+    if not exe.exists():
+        pytest.fail("%s not found: build it (make BUILD=...) and set USPRELAY_BUILD" % exe)
+    return exe
+
+
+@pytest.fixture
+def sock_dir():
+    """A short directory for UNIX sockets (sun_path is 108 bytes), removed afterwards."""
+    d = tempfile.mkdtemp(prefix="usp")
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def make_config(tmp_path, sock_dir):
+    n = [0]
+
+    def make(**overrides):
+        n[0] += 1
+        path = tmp_path / ("relay%d.conf" % n[0])
+        info = write_config(path, sock_dir, tag="m%d" % n[0], **overrides)
+        return path, info
+
+    return make
+
+
+@pytest.fixture
+def start_relay(usprelayd, tmp_path, sock_dir):
+    relays = []
+    n = [0]
+
+    def start(*, args=(), wait_ready=True, **overrides):
+        n[0] += 1
+        conf = tmp_path / ("relay%d.conf" % n[0])
+        info = write_config(conf, sock_dir, tag=str(n[0]), **overrides)
+        r = Relay(usprelayd, conf, tmp_path / ("relay%d.log" % n[0]), info, args, tmp_path)
+        relays.append(r)
+        if wait_ready:
+            r.wait_ready()
+        return r
+
+    yield start
+
+    failures = []
+    for i, r in enumerate(relays, 1):
+        problems, text = r._teardown()
+        print("----- relay%d log (%s) -----\n%s" % (i, r.config_path, text))
+        failures += ["relay%d: %s" % (i, p) for p in problems]
+    if failures:
+        pytest.fail("; ".join(failures), pytrace=False)
+
+
+@pytest.fixture
+def relay(start_relay):
+    return start_relay()
