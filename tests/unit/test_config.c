@@ -1,4 +1,4 @@
-/* test_config.c — Check suite for relay/config.c.
+/* test_config.c — Check suite for relay/config*.c.
  *
  * Each test writes a config file to a mkstemp file under /tmp, loads it and checks either
  * the resulting struct or the exact "file:line: key:" prefix of every expected error.
