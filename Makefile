@@ -75,6 +75,8 @@ FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 .PHONY: all deps run check test unit integration asan fuzz fuzz-build fuzz-smoke bench bench-build \
         install clean
 .DEFAULT_GOAL := all
+# Keep objects of tools, suites and benchmarks (make would delete them as intermediates).
+.SECONDARY:
 
 all: $(DAEMON) $(TOOL_BIN)
 
