@@ -185,14 +185,19 @@ bench: deps
 bench-build: $(BENCH_BIN)
 
 # ---------------------------------------------------------------- install
+# The installed configuration keeps its sockets in /run/usp (the unit's RuntimeDirectory)
+# instead of the build tree; an existing /etc/usprelay/usprelay.conf is never overwritten.
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
-	  $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)/etc/usprelay
+	  $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)/etc/usprelay \
+	  $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0755 $(DAEMON) $(DESTDIR)$(PREFIX)/sbin/usprelayd
 	install -m 0644 docs/usprelayd.8 $(DESTDIR)$(PREFIX)/share/man/man8/usprelayd.8
 	install -m 0644 docs/usprelay.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/usprelay.conf.5
+	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' systemd/usprelay.service \
+	  > $(DESTDIR)$(PREFIX)/lib/systemd/system/usprelay.service
 	[ -e $(DESTDIR)/etc/usprelay/usprelay.conf ] || \
-	  install -m 0644 conf/usprelay.conf $(DESTDIR)/etc/usprelay/usprelay.conf
+	  sed 's|"build/run/|"/run/usp/|g' conf/usprelay.conf > $(DESTDIR)/etc/usprelay/usprelay.conf
 
 clean:
 	rm -rf $(BUILD)
