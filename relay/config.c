@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "relay/config_ctx.h"
@@ -61,7 +62,7 @@ const char *connect_records_name(enum connect_records_mode m)
 static const char *const top_keys[] = {"relay", "log", "limits", "listeners", NULL};
 static const char *const relay_keys[] = {
     "endpoint_id",     "workers",         "max_endpoint_id_length", "from_id_policy",
-    "duplicate_id_policy", "connect_records", "shutdown_timeout",   NULL};
+    "duplicate_id_policy", "connect_records", "shutdown_timeout",   "max_connections", NULL};
 static const char *const log_keys[] = {"level", NULL};
 static const char *const limits_keys[] = {"max_record_size", "max_unidentified_input",
                                           "max_output_queue", "handshake_timeout", NULL};
@@ -137,11 +138,20 @@ static void parse_relay(struct config_ctx *c, const config_setting_t *root,
             cfg->connect_records = (enum connect_records_mode)e;
         config_get_seconds(c, g, "relay", "shutdown_timeout", 0.0, 300.0,
                            &cfg->shutdown_timeout_ms);
+        config_get_u32(c, g, "relay", "max_connections", 0, 10000000, &cfg->max_connections);
         if (config_get_string(c, g, "relay", "endpoint_id", &id) == 1)
             config_check_eid(c, g, "relay", "endpoint_id", id, cfg->max_endpoint_id_length);
     }
     cfg->endpoint_id = config_dup(c, id);
 
+    if (cfg->max_connections == 0) {
+        /* Leave descriptors for listeners, logs and the process itself. */
+        struct rlimit rl;
+        rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+        if (n == RLIM_INFINITY || n > 10000000 + 64)
+            n = 10000000 + 64;
+        cfg->max_connections = n > 128 ? (uint32_t)(n - 64) : 64;
+    }
     if (workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         workers = n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : n;

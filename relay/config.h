@@ -79,6 +79,8 @@ struct relay_config {
     enum duplicate_id_policy duplicate_id_policy;
     enum connect_records_mode connect_records;
     uint32_t shutdown_timeout_ms;   /* SIGTERM: how long queues may drain */
+    uint32_t max_connections;       /* open client connections, all listeners; resolved
+                                       from RLIMIT_NOFILE when configured as 0 */
     enum log_level log_level;
     struct limits_cfg limits;       /* defaults for listeners */
     struct listener_cfg *listeners;

@@ -16,6 +16,10 @@
 
 /* Flush time for a connection closed for its own reasons (shutdown has its own). */
 #define CONN_CLOSE_FLUSH_MS 2000u
+/* After the goodbye is flushed and the write side shut, how long unread input is
+ * discarded before close(): closing with unread input would send a reset that can
+ * destroy the goodbye in flight. */
+#define CONN_LINGER_MS 500u
 /* Bytes one read or write may move: fairness between connections of one worker. */
 #define CONN_IO_SLICE (64 * 1024)
 
@@ -56,21 +60,75 @@ const char *conn_describe(const struct conn *c, char *buf, size_t cap)
     return buf;
 }
 
+static struct timeval ms_to_tv(uint32_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)(ms % 1000u) * 1000};
+    return tv;
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
     struct conn *c = arg;
+    if (c->flags & CONN_LINGER) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    if (c->flags & CONN_CLOSING)
+        return;
+    c->ops->on_read(c);
     if (!(c->flags & CONN_CLOSING))
-        c->ops->on_read(c);
+        conn_check_output_budget(c);
+}
+
+/* The goodbye is out: shut the write side and discard input until the peer closes
+ * or the linger time runs out. */
+static void start_linger(struct conn *c)
+{
+    c->flags |= CONN_LINGER;
+    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_enable(c->bev, EV_READ);
+    struct timeval tv = ms_to_tv(CONN_LINGER_MS);
+    evtimer_add(c->close_timer, &tv);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     struct conn *c = arg;
-    /* Output drained: a closing connection has said all it had to say. */
-    if (c->flags & CONN_CLOSING)
-        worker_schedule_reap(c->w, c);
+    if (c->flags & CONN_CLOSING) {
+        /* Output drained: a closing connection has said all it had to say. */
+        if (!(c->flags & CONN_LINGER) && conn_output_queued(c) == 0)
+            start_linger(c);
+        return;
+    }
+    if ((c->flags & CONN_READ_PAUSED) &&
+        conn_output_queued(c) <= c->lcfg->limits.max_output_queue / 2) {
+        c->flags &= ~CONN_READ_PAUSED;
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        bufferevent_enable(c->bev, EV_READ);
+    }
+}
+
+void conn_check_output_budget(struct conn *c)
+{
+    uint64_t lim = c->lcfg->limits.max_output_queue;
+    if ((c->flags & CONN_READ_PAUSED) || conn_output_queued(c) <= lim)
+        return;
+    c->flags |= CONN_READ_PAUSED;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setwatermark(c->bev, EV_WRITE, (size_t)(lim / 2), 0);
+    char d[256];
+    log_debug("conn_read_paused", "%s output_queued=%zu", conn_describe(c, d, sizeof d),
+              conn_output_queued(c));
+}
+
+void conn_fail(struct conn *c)
+{
+    conn_abort(c, CLOSE_NO_MEMORY);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -98,12 +156,6 @@ static void close_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct conn *c = arg;
     worker_schedule_reap(c->w, c);
-}
-
-static struct timeval ms_to_tv(uint32_t ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)(ms % 1000u) * 1000};
-    return tv;
 }
 
 /* Input bytes libevent may buffer for C: a frame at the current limit plus slack. */
@@ -176,7 +228,7 @@ int conn_bind_endpoint(struct conn *c, const char *eid, size_t len, const char *
         free(c->eid);
         free(c->route_peer);
         c->eid = c->route_peer = NULL;
-        return -1;
+        return CONN_BIND_NOMEM;
     }
     c->eid_len = len;
     c->route_peer_len = peer_len;
@@ -203,29 +255,39 @@ int conn_bind_endpoint(struct conn *c, const char *eid, size_t len, const char *
         c->route_peer = NULL;
         c->route_peer_len = 0;
         c->flags |= CONN_NO_UNBIND;
-        return -1;
+        return rc == ROUTER_REFUSED ? CONN_BIND_REFUSED : CONN_BIND_NOMEM;
     }
     stats_inc(conn_stats(c), STAT_conn_identified);
     log_info("endpoint_bound", "%s", conn_describe(c, d, sizeof d));
     return 0;
 }
 
-void conn_learn_id(struct conn *c, struct span id)
+void conn_learn_route(struct conn *c, struct span to, struct span from)
 {
+    for (unsigned i = 0; i < c->n_learned; i++) {
+        const char *k = c->learned[i];
+        size_t kl = strlen(k);
+        if (kl == to.len && memcmp(k, to.ptr, kl) == 0 && strlen(k + kl + 1) == from.len &&
+            memcmp(k + kl + 1, from.ptr, from.len) == 0)
+            return;
+    }
     if (c->n_learned >= CONN_MAX_LEARNED)
         return;
-    char *copy = strndup((const char *)id.ptr, id.len);
-    if (!copy)
+    char *key = malloc(to.len + from.len + 2);
+    if (!key)
         return;
+    memcpy(key, to.ptr, to.len);
+    key[to.len] = '\0';
+    memcpy(key + to.len + 1, from.ptr, from.len);
+    key[to.len + 1 + from.len] = '\0';
     struct route me = {worker_index(c->w), c->id};
-    static const struct span none = {NULL, 0};
-    /* First learner keeps it; a real endpoint's own route (ROUTER_IDS) always wins. */
-    if (router_bind(c->relay->router, ROUTER_LEARNED, id, none, me, DUP_REFUSE_NEW, NULL) !=
+    /* The first learner keeps it; a real endpoint's own route (ROUTER_IDS) always wins. */
+    if (router_bind(c->relay->router, ROUTER_LEARNED, to, from, me, DUP_REFUSE_NEW, NULL) !=
         ROUTER_BOUND) {
-        free(copy);
+        free(key);
         return;
     }
-    c->learned[c->n_learned++] = copy;
+    c->learned[c->n_learned++] = key;
 }
 
 void conn_handshake_done(struct conn *c)
@@ -238,14 +300,14 @@ void conn_handshake_done(struct conn *c)
 
 static void unbind_all(struct conn *c)
 {
-    static const struct span none = {NULL, 0};
     struct router *rt = c->relay->router;
     if (c->eid && !(c->flags & CONN_NO_UNBIND))
         router_unbind(rt, ROUTER_IDS, span_from_str(c->eid, c->eid_len),
                       span_from_str(c->route_peer, c->route_peer_len), c->id);
     for (unsigned i = 0; i < c->n_learned; i++) {
-        router_unbind(rt, ROUTER_LEARNED, span_from_str(c->learned[i], strlen(c->learned[i])),
-                      none, c->id);
+        const char *to = c->learned[i], *from = to + strlen(to) + 1;
+        router_unbind(rt, ROUTER_LEARNED, span_from_str(to, strlen(to)),
+                      span_from_str(from, strlen(from)), c->id);
         free(c->learned[i]);
         c->learned[i] = NULL;
     }
@@ -266,17 +328,21 @@ void conn_close(struct conn *c, enum close_reason why, const char *text)
     if (c->ops->goodbye)
         c->ops->goodbye(c, why, text);
 
-    if (conn_output_queued(c) == 0 || (c->flags & CONN_NO_FLUSH)) {
-        worker_schedule_reap(c->w, c);
-        return;
-    }
-    /* Let the goodbye and queued Records go out, within a bound. */
-    uint32_t ms = why == CLOSE_SHUTDOWN ? c->relay->cfg->shutdown_timeout_ms : CONN_CLOSE_FLUSH_MS;
-    c->close_timer = evtimer_new(worker_base(c->w), close_timeout_cb, c);
+    c->close_timer = (c->flags & CONN_NO_FLUSH)
+                         ? NULL
+                         : evtimer_new(worker_base(c->w), close_timeout_cb, c);
     if (!c->close_timer) {
         worker_schedule_reap(c->w, c);
         return;
     }
+    /* Let the goodbye and queued Records go out, within a bound, then linger. */
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(c->bev, EV_WRITE);
+    if (conn_output_queued(c) == 0) {
+        start_linger(c);
+        return;
+    }
+    uint32_t ms = why == CLOSE_SHUTDOWN ? c->relay->cfg->shutdown_timeout_ms : CONN_CLOSE_FLUSH_MS;
     struct timeval tv = ms_to_tv(ms);
     evtimer_add(c->close_timer, &tv);
 }
@@ -284,6 +350,8 @@ void conn_close(struct conn *c, enum close_reason why, const char *text)
 void conn_abort(struct conn *c, enum close_reason why)
 {
     c->flags |= CONN_NO_FLUSH;
+    if (c->hs_timer)
+        evtimer_del(c->hs_timer);
     if (!(c->flags & CONN_CLOSING)) {
         c->flags |= CONN_CLOSING;
         c->close_reason = why;
@@ -310,6 +378,7 @@ void conn_free(struct conn *c)
         bufferevent_free(c->bev);
     free(c->eid);
     free(c->route_peer);
+    atomic_fetch_sub(&c->relay->live_conns, 1);
     free(c);
 }
 

@@ -68,7 +68,9 @@ struct conn_ops {
 #define CONN_NO_FLUSH 0x2u /* socket is dead: free without waiting for output */
 #define CONN_REAPING 0x4u
 #define CONN_NO_UNBIND 0x8u
-#define CONN_IDENTIFIED 0x10u /* handshake complete: full input limits apply */ /* the router holds no binding of ours (any more) */
+#define CONN_IDENTIFIED 0x10u /* handshake complete: full input limits apply */
+#define CONN_READ_PAUSED 0x20u /* own output over its bound: not reading until it drains */
+#define CONN_LINGER 0x40u      /* goodbye flushed, write side shut: discarding input */ /* the router holds no binding of ours (any more) */
 
 #define CONN_MAX_LEARNED 16
 
@@ -86,7 +88,9 @@ struct conn {
     size_t eid_len;
     char *route_peer;        /* pair-key peer ID (UDS with peer_endpoint_id), or NULL */
     size_t route_peer_len;
-    char *learned[CONN_MAX_LEARNED]; /* extra IDs routed here (STOMP destination match) */
+    /* (to_id, from_id) pairs routed here because that sender named this connection's
+     * destination for an unknown to_id (STOMP); "to\0from" in one allocation. */
+    char *learned[CONN_MAX_LEARNED];
     unsigned n_learned;
     struct event *hs_timer;  /* handshake deadline */
     struct event *close_timer;
@@ -102,13 +106,17 @@ struct conn *conn_create(size_t size, const struct conn_ops *ops, struct worker 
                          const struct listener_cfg *lcfg, int fd, const char *peer);
 
 /* Bind the endpoint ID (and optional pair peer) to this connection in the router,
- * applying the duplicate policy. Returns 0, or -1 when refused (already connected
- * and refuse-new) or out of memory; the caller reports it on its MTP and closes. */
+ * applying the duplicate policy. Returns 0, CONN_BIND_REFUSED (already connected and
+ * refuse-new) or CONN_BIND_NOMEM; the caller reports it on its MTP and closes. */
+#define CONN_BIND_REFUSED (-1)
+#define CONN_BIND_NOMEM (-2)
 int conn_bind_endpoint(struct conn *c, const char *eid, size_t len, const char *peer,
                        size_t peer_len);
 
-/* Route an extra ID (learned from a STOMP destination) to this connection. */
-void conn_learn_id(struct conn *c, struct span id);
+/* Route Records for TO from FROM to this connection: FROM addressed this connection's
+ * destination for an ID nobody holds (STOMP). Scoped to that sender, so no other
+ * sender's Records for TO can be captured this way. */
+void conn_learn_route(struct conn *c, struct span to, struct span from);
 
 void conn_handshake_done(struct conn *c);
 
@@ -117,6 +125,14 @@ void conn_close(struct conn *c, enum close_reason why, const char *text);
 
 /* Close without the goodbye or flush (the socket is gone). */
 void conn_abort(struct conn *c, enum close_reason why);
+
+/* For MTPs, after queueing output in response to input: stop reading from a peer
+ * whose own output queue is over max_output_queue (it is not reading what it asked
+ * for); reading resumes when the queue has drained to half. */
+void conn_check_output_budget(struct conn *c);
+
+/* The connection's output stream is broken (a frame half queued): close it at once. */
+void conn_fail(struct conn *c);
 
 size_t conn_output_queued(const struct conn *c);
 

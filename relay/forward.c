@@ -13,7 +13,7 @@ static int span_eq(struct span a, const char *b, size_t blen)
     return a.len == blen && memcmp(a.ptr, b, blen) == 0;
 }
 
-void forward_record(struct conn *src, struct rbuf *rb, struct span dest_hint)
+int forward_record(struct conn *src, struct rbuf *rb, struct span dest_hint)
 {
     static const struct span none = {NULL, 0};
     struct relay *r = src->relay;
@@ -42,7 +42,7 @@ void forward_record(struct conn *src, struct rbuf *rb, struct span dest_hint)
         goto drop;
     }
     if (router_lookup(r->router, h->to_id, h->from_id, &rt) != 0 &&
-        router_get(r->router, ROUTER_LEARNED, h->to_id, none, &rt) != 0) {
+        router_get(r->router, ROUTER_LEARNED, h->to_id, h->from_id, &rt) != 0) {
         /* Unknown to_id: the MTP address may still name a subscriber (STOMP SEND
          * destination), which then takes this to_id — unless it is the sender. */
         if (!dest_hint.len || router_get(r->router, ROUTER_DESTS, dest_hint, none, &rt) != 0 ||
@@ -53,9 +53,10 @@ void forward_record(struct conn *src, struct rbuf *rb, struct span dest_hint)
         learn = 1;
     }
     worker_deliver(src->w, rt, rb, learn);
-    return;
+    return 0;
 
 drop:
     conn_record_dropped(src, drop, rb);
     rbuf_unref(rb);
+    return (int)drop;
 }

@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,7 @@ struct listener {
     unsigned next_worker;
     conn_factory make;
     int fd;
+    time_t last_reject_log;
 };
 
 static void format_peer(const struct sockaddr *sa, socklen_t len, const struct listener *l,
@@ -46,13 +49,44 @@ static void format_peer(const struct sockaddr *sa, socklen_t len, const struct l
     }
 }
 
+/* TCP options for an accepted socket: no Nagle delay on small Records and replies, and
+ * keepalive probes so a peer that vanished without a FIN (power loss, NAT timeout) is
+ * found even when its MTP has no heart-beats — its endpoint ID would stay taken. */
+static void tune_tcp(int fd)
+{
+    int one = 1, idle = 60, intvl = 10, cnt = 6;
+    unsigned int user_timeout_ms = 120000;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    /* Unacknowledged output for this long also ends the connection. */
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
+}
+
 static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
     (void)evl;
     struct listener *l = arg;
+    struct relay *r = l->relay;
     char peer[112];
     format_peer(sa, (socklen_t)salen, l, peer, sizeof peer);
+    if (atomic_load(&r->live_conns) >= r->cfg->max_connections) {
+        close(fd);
+        stats_inc(&r->acceptor, STAT_conn_rejected_limit);
+        time_t now = time(NULL);
+        if (now != l->last_reject_log) { /* at most one line a second per listener */
+            l->last_reject_log = now;
+            log_warn("conn_rejected", "listener=%s peer=%s reason=max_connections limit=%u",
+                     l->cfg->name, peer, r->cfg->max_connections);
+        }
+        return;
+    }
+    atomic_fetch_add(&r->live_conns, 1);
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+        tune_tcp(fd);
     struct worker *w = l->relay->workers[l->next_worker++ % l->relay->n_workers];
     worker_post_adopt(w, fd, l->make, l->cfg, peer);
 }

@@ -21,6 +21,8 @@ struct relay {
     struct worker **workers;
     unsigned n_workers;
     _Atomic uint64_t next_conn_id;
+    _Atomic uint32_t live_conns; /* accepted and not yet freed, against max_connections */
+    struct stats acceptor;       /* counters of the accepting thread */
 };
 
 /* Sum of counter C over every worker. */

@@ -13,6 +13,7 @@
 /* X(name) — keep drop reasons prefixed "drop_". */
 #define STATS_COUNTERS(X)                                                            \
     X(conn_accepted)          /* connections adopted by a worker */                  \
+    X(conn_rejected_limit)    /* accepted and closed at once: max_connections */     \
     X(conn_closed)            /* connections freed, any reason */                    \
     X(conn_identified)        /* connections that bound an endpoint ID */            \
     X(conn_refused_duplicate) /* new connection refused: ID already connected */     \

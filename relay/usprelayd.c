@@ -5,6 +5,7 @@
  * MTP's goodbye, let queues drain up to relay.shutdown_timeout, exit 0.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,6 +44,26 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(base);
 }
 
+/* The signals the main loop handles; blocked everywhere else. */
+static sigset_t *stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    return set;
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    /* Until live reload exists, SIGHUP must not do what its default does: kill us. */
+    log_warn("signal", "signal=HUP action=none note=\"configuration reload is not supported "
+             "yet; restart to apply changes\"");
+}
+
 static void log_summary(const struct relay *r)
 {
     log_info("stopped",
@@ -61,7 +82,8 @@ static int run(const struct relay_config *cfg)
 {
     struct relay r = {.cfg = cfg};
     struct event_base *base = NULL;
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
+    sigset_t stop_sigs;
     struct listener **ls = NULL;
     size_t n_ls = 0;
     unsigned started = 0;
@@ -92,10 +114,14 @@ static int run(const struct relay_config *cfg)
     }
     sigterm = evsignal_new(base, SIGTERM, on_stop_signal, base);
     sigint = evsignal_new(base, SIGINT, on_stop_signal, base);
-    if (!sigterm || !sigint || evsignal_add(sigterm, NULL) != 0 || evsignal_add(sigint, NULL) != 0) {
+    sighup = evsignal_new(base, SIGHUP, on_hup, NULL);
+    if (!sigterm || !sigint || !sighup || evsignal_add(sigterm, NULL) != 0 ||
+        evsignal_add(sigint, NULL) != 0 || evsignal_add(sighup, NULL) != 0) {
         log_error("startup_failed", "reason=signals");
         goto out;
     }
+    /* Handlers are in place: let the main thread take the signals (pending ones now). */
+    pthread_sigmask(SIG_UNBLOCK, stop_signals(&stop_sigs), NULL);
     log_info("started", "version=%s config=%s workers=%u listeners=%zu endpoint_id=%s", USPRELAY_VERSION,
              cfg->path, cfg->workers, n_ls, cfg->endpoint_id);
 
@@ -119,6 +145,8 @@ out:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
+    if (sighup)
+        event_free(sighup);
     if (base)
         event_base_free(base);
     return rc;
@@ -128,6 +156,12 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     int test_only = 0, debug = 0, opt;
+    sigset_t stop_sigs;
+
+    /* Until the main loop's handlers are in place, and in the worker threads for good,
+     * the stop signals stay blocked: a SIGTERM during startup is taken by the main loop
+     * once it runs, never by the default action. */
+    pthread_sigmask(SIG_BLOCK, stop_signals(&stop_sigs), NULL);
 
     while ((opt = getopt(argc, argv, "c:tdVh")) != -1) {
         switch (opt) {

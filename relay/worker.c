@@ -30,6 +30,8 @@ struct mailbox {
     pthread_mutex_t lock;
     struct wmsg *msgs;
     size_t n, cap;
+    uint64_t record_bytes; /* Record bytes waiting in msgs */
+    uint64_t max_record_bytes;
     int signalled;
     int efd;
     struct event *ev;
@@ -156,7 +158,7 @@ static void deliver_local(struct worker *w, uint64_t conn_id, struct rbuf *rb, i
         goto out;
     }
     if (learn)
-        conn_learn_id(c, rb->hdr.to_id);
+        conn_learn_route(c, rb->hdr.to_id, rb->hdr.from_id);
     if (w->relay->cfg->connect_records == CONNECT_RECORDS_TRANSLATE &&
         record_type_is_connect(rb->hdr.type)) {
         struct rbuf *t = translate_connect(c, rb);
@@ -178,12 +180,24 @@ out:
     rbuf_unref(rb);
 }
 
+static void mailbox_wake(struct mailbox *mb)
+{
+    uint64_t one = 1;
+    ssize_t r = write(mb->efd, &one, sizeof one);
+    (void)r; /* EAGAIN means the counter is already non-zero: the owner will wake */
+}
+
+/* Returns 0, -1 when out of memory, -2 when the Records waiting are over the bound. */
 static int mailbox_post(struct worker *w, const struct wmsg *m)
 {
     struct mailbox *mb = &w->mbox;
     int wake = 0;
 
     pthread_mutex_lock(&mb->lock);
+    if (m->rb && mb->record_bytes + m->rb->len > mb->max_record_bytes) {
+        pthread_mutex_unlock(&mb->lock);
+        return -2;
+    }
     if (mb->n == mb->cap) {
         size_t ncap = mb->cap ? mb->cap * 2 : 64;
         struct wmsg *nm = realloc(mb->msgs, ncap * sizeof *nm);
@@ -195,17 +209,16 @@ static int mailbox_post(struct worker *w, const struct wmsg *m)
         mb->cap = ncap;
     }
     mb->msgs[mb->n++] = *m;
+    if (m->rb)
+        mb->record_bytes += m->rb->len;
     if (!mb->signalled) {
         mb->signalled = 1;
         wake = 1;
     }
     pthread_mutex_unlock(&mb->lock);
 
-    if (wake) {
-        uint64_t one = 1;
-        ssize_t r = write(mb->efd, &one, sizeof one);
-        (void)r; /* EAGAIN means the counter is already non-zero: the owner will wake */
-    }
+    if (wake)
+        mailbox_wake(mb);
     return 0;
 }
 
@@ -218,8 +231,9 @@ void worker_deliver(struct worker *self, struct route rt, struct rbuf *rb, int l
     }
     struct wmsg m = {.kind = learn ? WMSG_DELIVER_LEARN : WMSG_DELIVER,
                      .conn_id = rt.conn_id, .rb = rb};
-    if (rt.worker >= r->n_workers || mailbox_post(r->workers[rt.worker], &m) != 0) {
-        stats_inc(&self->stats, STAT_drop_no_memory);
+    int rc = rt.worker < r->n_workers ? mailbox_post(r->workers[rt.worker], &m) : -1;
+    if (rc != 0) {
+        stats_inc(&self->stats, rc == -2 ? STAT_drop_queue_full : STAT_drop_no_memory);
         rbuf_unref(rb);
     }
 }
@@ -232,6 +246,7 @@ void worker_post_adopt(struct worker *w, int fd, conn_factory make,
     if (!m.peer || mailbox_post(w, &m) != 0) {
         free(m.peer);
         close(fd);
+        atomic_fetch_sub(&w->relay->live_conns, 1);
         log_warn("accept_dropped", "worker=%u reason=no_memory", w->index);
     }
 }
@@ -290,8 +305,11 @@ static void handle_msg(struct worker *w, struct wmsg *m)
     case WMSG_ADOPT:
         if (w->stopping) {
             close(m->fd);
+            atomic_fetch_sub(&w->relay->live_conns, 1);
         } else if (m->make(w, m->fd, m->lcfg, m->peer)) {
             stats_inc(&w->stats, STAT_conn_accepted);
+        } else {
+            atomic_fetch_sub(&w->relay->live_conns, 1); /* the factory closed the fd */
         }
         free(m->peer);
         break;
@@ -318,24 +336,28 @@ static void mailbox_cb(evutil_socket_t fd, short what, void *arg)
     ssize_t r = read(fd, &v, sizeof v);
     (void)r;
 
-    for (;;) {
-        pthread_mutex_lock(&mb->lock);
-        struct wmsg *msgs = mb->msgs;
-        size_t n = mb->n, cap = mb->cap;
-        /* Swap vectors: producers keep appending to the other one meanwhile. */
-        mb->msgs = w->drain;
-        mb->cap = w->drain_cap;
-        mb->n = 0;
-        if (n == 0)
-            mb->signalled = 0;
-        pthread_mutex_unlock(&mb->lock);
-        w->drain = msgs;
-        w->drain_cap = cap;
-        if (n == 0)
-            break;
-        for (size_t i = 0; i < n; i++)
-            handle_msg(w, &msgs[i]);
-    }
+    /* One batch per wake-up, so a flood of deliveries cannot keep this thread away
+     * from its sockets and timers: what arrives meanwhile waits for the next round. */
+    pthread_mutex_lock(&mb->lock);
+    struct wmsg *msgs = mb->msgs;
+    size_t n = mb->n, cap = mb->cap;
+    mb->msgs = w->drain; /* swap: producers append to the other vector meanwhile */
+    mb->cap = w->drain_cap;
+    mb->n = 0;
+    mb->record_bytes = 0;
+    pthread_mutex_unlock(&mb->lock);
+    w->drain = msgs;
+    w->drain_cap = cap;
+    for (size_t i = 0; i < n; i++)
+        handle_msg(w, &msgs[i]);
+
+    pthread_mutex_lock(&mb->lock);
+    int more = mb->n > 0;
+    if (!more)
+        mb->signalled = 0;
+    pthread_mutex_unlock(&mb->lock);
+    if (more)
+        mailbox_wake(mb);
 }
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -348,6 +370,8 @@ struct worker *worker_new(struct relay *r, unsigned index)
     w->index = index;
     w->relay = r;
     w->mbox.efd = -1;
+    /* Records in flight to this worker: a few destinations' worth of output queue. */
+    w->mbox.max_record_bytes = 4 * r->cfg->limits.max_output_queue;
     pthread_mutex_init(&w->mbox.lock, NULL);
     w->table_size = 64;
     w->table = calloc(w->table_size, sizeof *w->table);
@@ -408,6 +432,7 @@ void worker_free(struct worker *w)
         if (m->kind == WMSG_ADOPT) {
             close(m->fd);
             free(m->peer);
+            atomic_fetch_sub(&w->relay->live_conns, 1);
         }
     }
     free(w->mbox.msgs);
@@ -435,7 +460,7 @@ size_t worker_conn_count(const struct worker *w) { return w->n_conns; }
 
 uint64_t relay_stat(const struct relay *r, enum stats_counter c)
 {
-    uint64_t sum = 0;
+    uint64_t sum = stats_get(&r->acceptor, c);
     for (unsigned i = 0; i < r->n_workers; i++)
         sum += stats_get(&r->workers[i]->stats, c);
     return sum;

@@ -39,7 +39,14 @@ struct stomp_conn {
     uint64_t last_rx_ms;
     struct event *hb_out, *hb_in;
     int version_error; /* the ERROR must name the version we speak */
+    const char *cur_receipt; /* receipt of the frame being handled, for its ERROR */
+    uint64_t skip_left; /* bytes of an oversized SEND (body + NUL) still to discard */
 };
+
+/* Largest content-length a connected client may declare: above max_record_size the
+ * body is discarded as it arrives (the Record is dropped, the session kept); this only
+ * keeps the arithmetic far from overflow. */
+#define STOMP_SKIP_MAX (1ull << 40)
 
 static uint64_t now_ms(void)
 {
@@ -75,30 +82,48 @@ static char *dest_dup(const struct conn *c, const char *eid, size_t len)
 
 /* ------------------------------------------------------------------ output */
 
-/* Queue a frame: head from HDRS, then BODY (copied), then NUL. */
+/* Encode a frame head into STACKBUF (CAP bytes) or, when it does not fit, into a heap
+ * buffer stored in *HEAP (free it). Returns the head, length in *LEN; NULL on failure. */
+static const char *encode_head(enum stomp_cmd cmd, const struct stomp_kv *hdrs, size_t n,
+                               int escape, char *stackbuf, size_t cap, char **heap, size_t *len)
+{
+    *heap = NULL;
+    long l = stomp_encode_head(stackbuf, cap, cmd, hdrs, n, escape);
+    if (l == STOMP_ERR_TOO_LONG) {
+        size_t need = 64;
+        for (size_t i = 0; i < n; i++) /* escaping at most doubles a byte */
+            need += 2 * (strlen(hdrs[i].name) + hdrs[i].value_len) + 2;
+        *heap = malloc(need);
+        l = *heap ? stomp_encode_head(*heap, need, cmd, hdrs, n, escape) : -1;
+    }
+    if (l <= 0) {
+        free(*heap);
+        *heap = NULL;
+        return NULL;
+    }
+    *len = (size_t)l;
+    return *heap ? *heap : stackbuf;
+}
+
+/* Queue a frame: head from HDRS, then BODY (copied), then NUL — all or nothing. */
 static void send_frame(struct conn *c, enum stomp_cmd cmd, const struct stomp_kv *hdrs, size_t n,
                        int escape, const void *body, size_t body_len)
 {
-    char stackbuf[2048];
-    char *buf = stackbuf;
-    size_t cap = sizeof stackbuf;
-    long len = stomp_encode_head(buf, cap, cmd, hdrs, n, escape);
-    if (len == STOMP_ERR_TOO_LONG) {
-        cap = 64;
-        for (size_t i = 0; i < n; i++)
-            cap += 2 * (strlen(hdrs[i].name) + hdrs[i].value_len) + 2;
-        buf = malloc(cap);
-        len = buf ? stomp_encode_head(buf, cap, cmd, hdrs, n, escape) : -1;
+    char stackbuf[2048], *heap;
+    size_t len;
+    const char *head = encode_head(cmd, hdrs, n, escape, stackbuf, sizeof stackbuf, &heap, &len);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (!head || evbuffer_expand(out, len + body_len + 1) != 0) {
+        free(heap);
+        conn_fail(c);
+        return;
     }
-    if (len > 0) {
-        struct evbuffer *out = bufferevent_get_output(c->bev);
-        evbuffer_add(out, buf, (size_t)len);
-        if (body_len)
-            evbuffer_add(out, body, body_len);
-        evbuffer_add(out, "", 1);
-    }
-    if (buf != stackbuf)
-        free(buf);
+    /* Room is reserved: these adds cannot fail half way. */
+    evbuffer_add(out, head, len);
+    if (body_len)
+        evbuffer_add(out, body, body_len);
+    evbuffer_add(out, "", 1);
+    free(heap);
 }
 
 #define KV(n, v) {n, v, strlen(v)}
@@ -117,14 +142,15 @@ static void stomp_goodbye(struct conn *c, enum close_reason why, const char *tex
     if (why == CLOSE_PEER || why == CLOSE_IO_ERROR || why == CLOSE_GOODBYE)
         return;
     const char *msg = text ? text : close_reason_name(why);
-    struct stomp_kv h[3] = {KV("message", msg), KV("content-type", "text/plain")};
-    size_t n = 2;
-    if (s->version_error) {
-        h[n].name = "version";
-        h[n].value = "1.2";
-        h[n].value_len = 3;
-        n++;
-    }
+    char clen[24];
+    snprintf(clen, sizeof clen, "%zu", strlen(msg));
+    struct stomp_kv h[5] = {KV("message", msg), KV("content-type", "text/plain"),
+                            KV("content-length", clen)};
+    size_t n = 3;
+    if (s->version_error)
+        h[n++] = (struct stomp_kv)KV("version", "1.2");
+    if (s->cur_receipt)
+        h[n++] = (struct stomp_kv)KV("receipt-id", s->cur_receipt);
     send_frame(c, STOMP_CMD_ERROR, h, n, 1, msg, strlen(msg));
 }
 
@@ -175,25 +201,26 @@ static int stomp_send_record(struct conn *c, struct rbuf *rb)
         KV("content-type", STOMP_CONTENT_TYPE), KV("content-length", clen),
     };
     size_t n = 5;
-    if (reply) {
-        h[n].name = "reply-to-dest";
-        h[n].value = reply;
-        h[n].value_len = strlen(reply);
-        n++;
-    }
-    char head[2048];
-    long hl = stomp_encode_head(head, sizeof head, STOMP_CMD_MESSAGE, h, n, 1);
-    if (hl < 0)
-        return STAT_drop_too_large; /* destination names beyond any sane head size */
+    if (reply)
+        h[n++] = (struct stomp_kv)KV("reply-to-dest", reply);
+    char stackbuf[2048], *heap;
+    size_t hl;
+    const char *head = encode_head(STOMP_CMD_MESSAGE, h, n, 1, stackbuf, sizeof stackbuf, &heap,
+                                   &hl);
+    if (!head)
+        return STAT_drop_no_memory;
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (evbuffer_add(out, head, (size_t)hl) != 0)
-        return STAT_drop_no_memory;
+    int rc = evbuffer_add(out, head, hl);
+    free(heap);
+    if (rc != 0)
+        return STAT_drop_no_memory; /* nothing queued: the stream is intact */
     rbuf_ref(rb);
-    if (evbuffer_add_reference(out, rb->data, rb->len, rbuf_evbuffer_cleanup, rb) != 0) {
-        rbuf_unref(rb);
+    if (evbuffer_add_reference(out, rb->data, rb->len, rbuf_evbuffer_cleanup, rb) != 0 ||
+        evbuffer_add(out, "", 1) != 0) {
+        /* A head without its body would corrupt everything after it. */
+        conn_fail(c);
         return STAT_drop_no_memory;
     }
-    evbuffer_add(out, "", 1);
     return 0;
 }
 
@@ -209,7 +236,9 @@ static void hb_out_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct conn *c = arg;
-    if (!(c->flags & CONN_CLOSING))
+    /* A peer that is not reading what is queued needs no heart-beat from us. */
+    if (!(c->flags & CONN_CLOSING) &&
+        conn_output_queued(c) < c->lcfg->limits.max_output_queue)
         evbuffer_add(bufferevent_get_output(c->bev), "\n", 1);
 }
 
@@ -264,13 +293,27 @@ static char *header_dup(const struct stomp_frame *f, const char *name, int *bad)
     return out;
 }
 
-static int consteq(const char *a, const char *b)
+static int consteq(const char *a, size_t la, const char *b)
 {
-    size_t la = strlen(a), lb = strlen(b);
+    size_t lb = strlen(b);
     unsigned char diff = (unsigned char)(la != lb);
     for (size_t i = 0; i < la && i < lb; i++)
         diff |= (unsigned char)(a[i] ^ b[i]);
     return diff == 0;
+}
+
+/* Header NAME of F equals WANT: as sent (STOMP 1.2 does not escape CONNECT headers,
+ * and stomp.py sends them raw) or, for clients that escape them anyway, unescaped. */
+static int header_matches(const struct stomp_frame *f, const char *name, const char *want)
+{
+    const struct stomp_header *h = stomp_header_get(f, name);
+    if (!h)
+        return 0;
+    if (consteq((const char *)h->value.ptr, h->value.len, want))
+        return 1;
+    char buf[512];
+    size_t n;
+    return stomp_unescape(h->value, buf, sizeof buf, &n) == 0 && consteq(buf, n, want);
 }
 
 static void on_connect(struct stomp_conn *s, const struct stomp_frame *f)
@@ -279,7 +322,7 @@ static void on_connect(struct stomp_conn *s, const struct stomp_frame *f)
     const struct relay_config *cfg = c->relay->cfg;
     const struct stomp_listener_cfg *sc = &c->lcfg->stomp;
     int bad = 0;
-    char *eid = NULL, *login = NULL, *pass = NULL;
+    char *eid = NULL;
 
     if (s->connected) {
         protocol_error(c, CLOSE_PROTOCOL, "already connected");
@@ -306,9 +349,10 @@ static void on_connect(struct stomp_conn *s, const struct stomp_frame *f)
         goto out;
     }
     if (sc->login) {
-        login = header_dup(f, "login", &bad);
-        pass = header_dup(f, "passcode", &bad);
-        if (!login || !pass || !consteq(login, sc->login) || !consteq(pass, sc->passcode)) {
+        /* Both checked every time: no early exit telling which one was wrong. */
+        int ok = header_matches(f, "login", sc->login);
+        ok &= header_matches(f, "passcode", sc->passcode);
+        if (!ok) {
             protocol_error(c, CLOSE_AUTH, "authentication failed");
             goto out;
         }
@@ -324,8 +368,12 @@ static void on_connect(struct stomp_conn *s, const struct stomp_frame *f)
         protocol_error(c, CLOSE_PROTOCOL, "endpoint-id too long for a destination");
         goto out;
     }
-    if (conn_bind_endpoint(c, eid, strlen(eid), NULL, 0) != 0) {
-        protocol_error(c, CLOSE_DUPLICATE, "endpoint-id is already connected");
+    int brc = conn_bind_endpoint(c, eid, strlen(eid), NULL, 0);
+    if (brc != 0) {
+        if (brc == CONN_BIND_REFUSED)
+            protocol_error(c, CLOSE_DUPLICATE, "endpoint-id is already connected");
+        else
+            protocol_error(c, CLOSE_NO_MEMORY, "out of memory");
         goto out;
     }
     uint32_t sx = sc->heartbeat_send_ms, sy = sc->heartbeat_receive_ms;
@@ -343,8 +391,6 @@ static void on_connect(struct stomp_conn *s, const struct stomp_frame *f)
         conn_close(c, CLOSE_NO_MEMORY, "out of memory");
 out:
     free(eid);
-    free(login);
-    free(pass);
 }
 
 static void on_subscribe(struct stomp_conn *s, const struct stomp_frame *f, const char *receipt)
@@ -503,8 +549,10 @@ static void dispatch(struct stomp_conn *s, const struct stomp_frame *f, size_t h
         protocol_error(c, CLOSE_PROTOCOL, "receipt header has a bad escape");
         return;
     }
+    s->cur_receipt = receipt;
     if (f->cmd == STOMP_CMD_SEND) {
         on_send(s, f, head_len, body_len, receipt);
+        s->cur_receipt = NULL;
         free(receipt);
         return;
     }
@@ -528,9 +576,45 @@ static void dispatch(struct stomp_conn *s, const struct stomp_frame *f, size_t h
                        unsupported_reason(f->cmd));
         break;
     }
+    s->cur_receipt = NULL;
     free(receipt);
     if (!(c->flags & CONN_CLOSING))
         evbuffer_drain(in, head_len + body_len + 1);
+}
+
+/* A connected client's SEND above max_record_size: drop the Record, keep the session
+ * (spec notes §9.8), and discard the body as it arrives instead of buffering it. */
+static void skip_oversized(struct stomp_conn *s, const struct stomp_frame *f, size_t head_len)
+{
+    struct conn *c = &s->base;
+    int bad = 0;
+    char *receipt = header_dup(f, "receipt", &bad);
+    evbuffer_drain(bufferevent_get_input(c->bev), head_len);
+    s->skip_left = (uint64_t)f->content_length + 1;
+    conn_record_dropped(c, STAT_drop_too_large, NULL);
+    send_receipt(c, receipt);
+    free(receipt);
+}
+
+/* Discard what is available of an oversized body; 1 when it is all gone. */
+static int skip_input(struct stomp_conn *s, struct evbuffer *in, size_t len)
+{
+    struct conn *c = &s->base;
+    size_t n = len < s->skip_left ? len : (size_t)s->skip_left;
+    if (n == s->skip_left) {
+        char nul = 1;
+        struct evbuffer_ptr pos;
+        evbuffer_ptr_set(in, &pos, n - 1, EVBUFFER_PTR_SET);
+        evbuffer_copyout_from(in, &pos, &nul, 1);
+        if (nul != '\0') {
+            protocol_error(c, CLOSE_PROTOCOL, "malformed frame: %s",
+                           stomp_err_name(STOMP_ERR_NO_NUL));
+            return 0;
+        }
+    }
+    evbuffer_drain(in, n);
+    s->skip_left -= n;
+    return s->skip_left == 0;
 }
 
 static void stomp_on_read(struct conn *c)
@@ -539,7 +623,7 @@ static void stomp_on_read(struct conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     const struct limits_cfg *lim = &c->lcfg->limits;
     struct stomp_limits sl = {c->lcfg->stomp.max_frame_head, c->lcfg->stomp.max_headers,
-                              lim->max_record_size};
+                              s->connected ? STOMP_SKIP_MAX : lim->max_record_size};
     struct stomp_frame f;
 
     s->last_rx_ms = now_ms();
@@ -547,6 +631,12 @@ static void stomp_on_read(struct conn *c)
         size_t len = evbuffer_get_length(in);
         if (len == 0)
             break;
+        if (s->skip_left) {
+            if (!skip_input(s, in, len))
+                break;
+            continue;
+        }
+        sl.max_body = s->connected ? STOMP_SKIP_MAX : lim->max_record_size;
         size_t peek = len < sl.max_head + 2 ? len : sl.max_head + 2;
         const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)peek);
         if (!p) {
@@ -571,6 +661,16 @@ static void stomp_on_read(struct conn *c)
             break;
         }
         size_t head_len = (size_t)hl, body_len;
+        if (f.content_length > (long)lim->max_record_size) {
+            if (f.cmd != STOMP_CMD_SEND) {
+                protocol_error(c, CLOSE_PROTOCOL, "malformed frame: %s",
+                               stomp_err_name(STOMP_ERR_BODY_TOO_LARGE));
+                break;
+            }
+            s->head_seen = 0;
+            skip_oversized(s, &f, head_len);
+            continue;
+        }
         if (f.content_length >= 0) {
             body_len = (size_t)f.content_length;
             if (!s->connected && head_len + body_len + 1 > lim->max_unidentified_input)
@@ -594,7 +694,7 @@ static void stomp_on_read(struct conn *c)
             if (found.pos < 0) {
                 if (!s->connected && len >= lim->max_unidentified_input)
                     goto too_much_before_connect;
-                if (len - head_len > sl.max_body) {
+                if (len - head_len > lim->max_record_size) {
                     protocol_error(c, CLOSE_PROTOCOL, "malformed frame: %s",
                                    stomp_err_name(STOMP_ERR_BODY_TOO_LARGE));
                     break;
@@ -603,7 +703,7 @@ static void stomp_on_read(struct conn *c)
                 break;
             }
             body_len = (size_t)found.pos - head_len;
-            if (body_len > sl.max_body) {
+            if (body_len > lim->max_record_size) {
                 protocol_error(c, CLOSE_PROTOCOL, "malformed frame: %s",
                                stomp_err_name(STOMP_ERR_BODY_TOO_LARGE));
                 break;

@@ -32,6 +32,10 @@ static void send_tlv(struct conn *c, uint8_t type, const char *value, size_t len
     uint8_t hdr[UDS_SINGLE_HEADER_LEN];
     uds_encode_single_header(hdr, type, (uint32_t)len);
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_expand(out, sizeof hdr + len) != 0) {
+        conn_fail(c);
+        return;
+    }
     evbuffer_add(out, hdr, sizeof hdr);
     evbuffer_add(out, value, len);
 }
@@ -63,10 +67,11 @@ static int uds_send_record(struct conn *c, struct rbuf *rb)
     uds_encode_single_header(hdr, UDS_TLV_RECORD, rb->len);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (evbuffer_add(out, hdr, sizeof hdr) != 0)
-        return STAT_drop_no_memory;
+        return STAT_drop_no_memory; /* nothing queued: the stream is intact */
     rbuf_ref(rb);
     if (evbuffer_add_reference(out, rb->data, rb->len, rbuf_evbuffer_cleanup, rb) != 0) {
         rbuf_unref(rb);
+        conn_fail(c); /* a header without its Record would corrupt the stream */
         return STAT_drop_no_memory;
     }
     return 0;
@@ -87,8 +92,12 @@ static void on_handshake(struct uds_conn *u, const struct uds_tlv *t)
         uds_error(c, CLOSE_PROTOCOL, msg);
         return;
     }
-    if (conn_bind_endpoint(c, (const char *)t->value, t->len, peer, peer ? strlen(peer) : 0) != 0) {
-        uds_error(c, CLOSE_DUPLICATE, "endpoint id is already connected");
+    int brc = conn_bind_endpoint(c, (const char *)t->value, t->len, peer, peer ? strlen(peer) : 0);
+    if (brc != 0) {
+        if (brc == CONN_BIND_REFUSED)
+            uds_error(c, CLOSE_DUPLICATE, "endpoint id is already connected");
+        else
+            uds_error(c, CLOSE_NO_MEMORY, "out of memory");
         return;
     }
     const char *answer = peer ? peer : cfg->endpoint_id;
@@ -112,6 +121,7 @@ static void on_record(struct uds_conn *u, const struct uds_tlv *t, struct rbuf *
         *frame = NULL;
         rb->data = (uint8_t *)t->value;
         rb->len = t->len;
+        rb->cap = t->len;
     } else {
         rb = rbuf_new(t->len);
         if (!rb) {
@@ -133,7 +143,8 @@ static void on_record(struct uds_conn *u, const struct uds_tlv *t, struct rbuf *
         return;
     }
     static const struct span none = {NULL, 0};
-    forward_record(c, rb, none);
+    if (forward_record(c, rb, none) == STAT_drop_self_addressed)
+        uds_error(c, CLOSE_PROTOCOL, "cannot extract USP Record: to_id equals from_id");
 }
 
 static void uds_on_read(struct conn *c)

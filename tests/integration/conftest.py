@@ -245,9 +245,11 @@ class Relay:
             time.sleep(0.02)
 
     def send_signal(self, sig):
-        """Send SIG; stop() and the teardown then only wait (a second SIGTERM during the
-        final cleanup may meet the default action once the handler is gone)."""
-        self._signalled = True
+        """Send SIG. A stop signal makes stop() and the teardown only wait (a second
+        SIGTERM during the final cleanup may meet the default action once the handler is
+        gone); other signals (SIGHUP) leave the stop to them."""
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            self._signalled = True
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):

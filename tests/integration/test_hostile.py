@@ -96,11 +96,39 @@ def test_stomp_truncated_frame_then_client_close(hrelay, probe, connected):
 
 
 def test_stomp_content_length_over_limit(hrelay, probe):
+    """A connected client's SEND above max_record_size: the Record is dropped and
+    counted (spec notes §9.8), the session stays up, the body is discarded as it comes
+    (never buffered whole), and the next Record on the same session goes through."""
     c = hrelay.stomp_endpoint("self::big")
-    # Only the head is sent: the relay must refuse on the declared size alone.
-    c.send_raw(b"SEND\ndestination:/usp/endpoint/x\ncontent-length:%d\n\n" % (MAX_RECORD + 1))
+    big = MAX_RECORD * 4
+    c.send_raw(b"SEND\ndestination:/usp/endpoint/x\nreceipt:big\ncontent-length:%d\n\n" % big)
+    for _ in range(4):
+        c.send_raw(b"\x07" * MAX_RECORD)
+    c.send_raw(b"\0")
+    assert c.recv_frame()["receipt-id"] == "big"
+    hrelay.wait_log(r'eid="self::big" reason=drop_too_large')
+    r = w.no_session(probe.u_eid, "self::big", b"after the big one")
+    c.send_record(r)
+    assert probe.u.recv_record() == r
+    probe.check()
+
+
+def test_stomp_oversized_body_must_end_in_nul(hrelay, probe):
+    """The discarded body is still framed: a missing NUL after it is a protocol error."""
+    c = hrelay.stomp_endpoint("self::big")
+    c.send_raw(b"SEND\ndestination:/usp/endpoint/x\ncontent-length:%d\n\n" % (MAX_RECORD + 1) +
+               b"\x01" * (MAX_RECORD + 2))
     err = c.expect_error_close()
-    assert "body_too_large" in err["message"]
+    assert "no_nul" in err["message"]
+    probe.check()
+
+
+def test_stomp_content_length_over_limit_before_connect(hrelay, probe):
+    """Before CONNECT nothing is skipped: the declared size alone gets ERROR and close."""
+    c = hrelay.stomp_client()
+    c.send_raw(b"CONNECT\naccept-version:1.2\nendpoint-id:self::x\ncontent-length:%d\n\n"
+               % (MAX_RECORD + 1))
+    c.expect_error_close()
     probe.check()
 
 
@@ -122,13 +150,14 @@ def test_stomp_content_length_at_limit_ok(hrelay, probe):
     assert len(r) == MAX_RECORD
     a.send_record(r)
     assert probe.u.recv_record() == r
-    # One byte more is a framing error on STOMP (the body cannot be taken in).
+    # One byte more is dropped and counted; the session stays.
     r2 = w.no_session(probe.u_eid, "self::big", b"p" * (pad + 1))
     assert len(r2) == MAX_RECORD + 1
     a.send_record(r2)
-    err = a.expect_error_close()
-    assert "body_too_large" in err["message"]
+    hrelay.wait_log(r'eid="self::big" reason=drop_too_large')
     probe.u.expect_nothing(0.1)
+    a.send_record(r)
+    assert probe.u.recv_record() == r
     probe.check()
 
 
