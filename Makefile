@@ -95,7 +95,9 @@ deps:
 	fi
 
 # ---------------------------------------------------------------- build
-$(PROTO_C) $(PROTO_H): $(PROTO_SRC)
+# One protoc-c run makes both files (grouped target): a second run would rewrite the
+# header after objects were built from it and make everything look stale.
+$(PROTO_C) $(PROTO_H) &: $(PROTO_SRC)
 	@mkdir -p $(GEN)
 	protoc-c --proto_path=proto --c_out=$(GEN) $(PROTO_SRC)
 
