@@ -34,6 +34,7 @@ const char *listener_type_name(enum listener_type t)
     switch (t) {
     case LISTENER_STOMP: return "stomp";
     case LISTENER_UDS: return "uds";
+    case LISTENER_MQTT: return "mqtt";
     }
     return "?";
 }
@@ -266,6 +267,13 @@ void config_free(struct relay_config *cfg)
         free(l->uds.owner);
         free(l->uds.group);
         free(l->uds.peer_endpoint_id);
+        free(l->mqtt.subscribe_topic_template);
+        free(l->mqtt.username);
+        free(l->mqtt.password);
+        if (l->mqtt.subscribe_any)
+            for (size_t k = 0; l->mqtt.subscribe_any[k]; k++)
+                free(l->mqtt.subscribe_any[k]);
+        free(l->mqtt.subscribe_any);
     }
     free(cfg->listeners);
     free(cfg->endpoint_id);

@@ -16,8 +16,12 @@
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-/* What the source scan found about one integer literal. */
-enum lit_kind { LIT_OVERFLOW, LIT_LEADING_ZERO };
+/* What the source scan found about one literal: an integer libconfig misreads, or a
+ * string with a "\x00" escape, which libconfig drops without a word. */
+enum lit_kind { LIT_OVERFLOW, LIT_LEADING_ZERO, LIT_NUL_ESCAPE };
+
+#define CONFIG_NUL_ESCAPE_MSG \
+    "contains \\x00, which libconfig silently drops: strings cannot hold NUL bytes"
 
 struct lit_note {
     unsigned line;
@@ -87,7 +91,8 @@ void config_flush_errors(struct config_ctx *c, char *err, size_t errlen);
  * Returns 0 when libconfig may parse *TEXT, -1 when a problem was reported instead. */
 int config_scan(struct config_ctx *c, char **text);
 
-/* Did the source of int setting S carry a literal of KIND? */
+/* Did the source of setting S (an int, a string, or a list or array of strings) carry a
+ * literal of KIND? */
 int config_literal_is(struct config_ctx *c, const config_setting_t *s, enum lit_kind kind);
 
 /* ---- config_get.c: typed getters and key checks */

@@ -116,11 +116,15 @@ int config_get_string(struct config_ctx *c, const config_setting_t *g, const cha
     const config_setting_t *s = config_setting_get_member(g, name);
     if (!s)
         return 0;
+    char key[160];
+    config_key_join(key, sizeof key, prefix, name);
     if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-        char key[160];
-        config_key_join(key, sizeof key, prefix, name);
         config_report(c, s, key, "expected a string, found %s",
                       config_type_desc(config_setting_type(s)));
+        return -1;
+    }
+    if (config_literal_is(c, s, LIT_NUL_ESCAPE)) {
+        config_report(c, s, key, "%s", CONFIG_NUL_ESCAPE_MSG);
         return -1;
     }
     *out = config_setting_get_string(s);

@@ -1,6 +1,6 @@
 /* config_listeners.c — the "listeners" list of the configuration: each listener's common
- * keys, then its stomp or uds keys (see docs/configuration.md), then the checks across
- * listeners: unique names, no two binds on the same port or socket path.
+ * keys, then its stomp, mqtt or uds keys (see docs/configuration.md), then the checks
+ * across listeners: unique names, no two binds on the same port or socket path.
  */
 #include "relay/config_ctx.h"
 
@@ -16,30 +16,43 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "relay/endpoint_id.h"
 #include "relay/mtp/stomp_codec.h"
 
 #define DEFAULT_SUBSCRIBE_TEMPLATE "/usp/endpoint/{eid}"
+#define DEFAULT_TOPIC_TEMPLATE "usp/endpoint/{eid}"
 #define MAX_LISTENER_NAME 64
+#define MQTT_STRING_MAX 65535 /* an MQTT UTF-8 string or binary field, bytes */
 
-static const char *const listener_type_names[] = {"stomp", "uds"};
+/* Indexed by enum listener_type. */
+static const char *const listener_type_names[] = {"stomp", "uds", "mqtt"};
+_Static_assert(NELEM(listener_type_names) == LISTENER_MQTT + 1, "one name per listener type");
 
 /* Which listener types a listener key belongs to. */
 #define FOR_STOMP (1u << LISTENER_STOMP)
 #define FOR_UDS (1u << LISTENER_UDS)
-#define FOR_ALL (FOR_STOMP | FOR_UDS)
+#define FOR_MQTT (1u << LISTENER_MQTT)
+#define FOR_TCP (FOR_STOMP | FOR_MQTT)
+#define FOR_ALL (FOR_STOMP | FOR_UDS | FOR_MQTT)
 
 static const char *const listener_keys[] = {
     "name", "type", "backlog", "limits",
-    "address", "port", "subscribe_dest_template", "allow_any_subscribe", "login", "passcode",
+    "address", "port",
+    "subscribe_dest_template", "allow_any_subscribe", "login", "passcode",
     "heartbeat_send_ms", "heartbeat_receive_ms", "heartbeat_grace_percent", "max_frame_head",
     "max_headers",
+    "subscribe_topic_template", "username", "password", "server_keep_alive",
+    "receive_maximum", "subscribe_any",
     "path", "mode", "owner", "group", "peer_endpoint_id",
     NULL};
 static const unsigned char listener_key_types[] = {
     FOR_ALL, FOR_ALL, FOR_ALL, FOR_ALL,
-    FOR_STOMP, FOR_STOMP, FOR_STOMP, FOR_STOMP, FOR_STOMP, FOR_STOMP,
+    FOR_TCP, FOR_TCP,
+    FOR_STOMP, FOR_STOMP, FOR_STOMP, FOR_STOMP,
     FOR_STOMP, FOR_STOMP, FOR_STOMP, FOR_STOMP,
     FOR_STOMP,
+    FOR_MQTT, FOR_MQTT, FOR_MQTT, FOR_MQTT,
+    FOR_MQTT, FOR_MQTT,
     FOR_UDS, FOR_UDS, FOR_UDS, FOR_UDS, FOR_UDS};
 _Static_assert(NELEM(listener_keys) == NELEM(listener_key_types) + 1,
                "one type mask per listener key");
@@ -47,7 +60,7 @@ _Static_assert(NELEM(listener_keys) == NELEM(listener_key_types) + 1,
 /* What the cross-listener checks need to know about one listener. */
 struct listener_state {
     const config_setting_t *name_s; /* NULL unless the name is valid */
-    const config_setting_t *bind_s; /* address/port (stomp) or path (uds), when valid */
+    const config_setting_t *bind_s; /* address/port (stomp, mqtt) or path (uds), when valid */
     int family;                     /* AF_INET / AF_INET6 for TCP listeners */
     unsigned char addr[16];
 };
@@ -83,6 +96,82 @@ static const char *template_problem(const char *t)
         return "must contain {eid} exactly once";
     if (strpbrk(t, "\r\n\\:"))
         return "must not contain CR, LF, '\\' or ':' (CONNECTED headers are not escaped)";
+    return NULL;
+}
+
+/* Length of the well-formed UTF-8 sequence at S (N bytes left), or 0 when it is not one:
+ * overlong forms, surrogates and code points above U+10FFFF are refused, as MQTT 1.5.4
+ * requires of its strings. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t len;
+    uint32_t cp, min;
+    if ((s[0] & 0xE0) == 0xC0) {
+        len = 2, cp = s[0] & 0x1Fu, min = 0x80;
+    } else if ((s[0] & 0xF0) == 0xE0) {
+        len = 3, cp = s[0] & 0x0Fu, min = 0x800;
+    } else if ((s[0] & 0xF8) == 0xF0) {
+        len = 4, cp = s[0] & 0x07u, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+static int valid_utf8(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = strlen(str);
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(s + i, n - i);
+        if (!k)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+/* The topic template, expanded, is a topic name the relay hands to clients (CONNACK
+ * subscribe-topic and Response Information) and publishes on: a client library would
+ * reject a topic that is not valid. {eid} is replaced as is, and endpoint IDs hold no '/',
+ * '+', '#' or control characters, so checking the template checks every expansion; with
+ * {eid} in it (and endpoint IDs never empty) the expansion is never empty. NUL bytes never
+ * reach here: libconfig drops "\x00" and the source scan refuses it. Returns NULL or what
+ * is wrong with T. */
+/* Longest subscribe_topic_template: the server sizes its topic buffers from it and from
+ * max_endpoint_id_length (relay/mtp/mqtt_server.c MQTT_TOPIC_MAX). */
+#define MQTT_TEMPLATE_MAX 256
+
+static const char *topic_template_problem(const char *t)
+{
+    const char *p = strstr(t, "{eid}");
+    if (!p)
+        return "must contain {eid}";
+    if (strstr(p + 1, "{eid}"))
+        return "must contain {eid} exactly once";
+    if (strpbrk(t, "+#"))
+        return "must not contain '+' or '#' (wildcards are not allowed in a topic name)";
+    for (const unsigned char *q = (const unsigned char *)t; *q; q++)
+        if (*q < 0x20 || *q == 0x7F || (q[0] == 0xC2 && q[1] >= 0x80 && q[1] <= 0x9F))
+            return "must not contain CR, LF or other control characters "
+                   "(MQTT receivers may close the connection)";
+    if (!valid_utf8(t))
+        return "is not valid UTF-8 (MQTT topic names are UTF-8 strings)";
+    /* With max_endpoint_id_length <= 4096 the expanded topic stays far below MQTT's
+     * 65535-byte limit for a topic name. */
+    if (strlen(t) > MQTT_TEMPLATE_MAX)
+        return "too long: at most 256 bytes";
     return NULL;
 }
 
@@ -163,21 +252,34 @@ static int resolve_id(const char *name, int is_group, unsigned long *id)
     }
 }
 
-static void parse_stomp(struct config_ctx *c, const config_setting_t *g, const char *pre,
-                        struct listener_cfg *l, struct listener_state *st)
+/* "a stomp", "an mqtt": the type with its article, for messages. */
+static const char *type_with_article(enum listener_type t)
 {
-    struct stomp_listener_cfg *sc = &l->stomp;
+    switch (t) {
+    case LISTENER_STOMP: return "a stomp";
+    case LISTENER_UDS: return "a uds";
+    case LISTENER_MQTT: return "an mqtt";
+    }
+    return "an unknown";
+}
+
+/* The address and port of a TCP listener (stomp, mqtt); USUAL names the protocol's
+ * customary port for the "required" message. */
+static void parse_tcp_bind(struct config_ctx *c, const config_setting_t *g, const char *pre,
+                           const char *usual, struct listener_cfg *l, struct listener_state *st)
+{
     const char *s;
     long long v;
     char key[160];
     char qb[CONFIG_QUOTE_CAP];
     int addr_ok = 0, port_ok = 0;
+    const char *tn = type_with_article(l->type);
 
     int r = config_get_string(c, g, pre, "address", &s);
     if (r == 0) {
         config_key_join(key, sizeof key, pre, "address");
-        config_report(c, g, key,
-                      "required for a stomp listener (e.g. \"127.0.0.1\" or \"::1\")");
+        config_report(c, g, key, "required for %s listener (e.g. \"127.0.0.1\" or \"::1\")",
+                      tn);
     } else if (r == 1) {
         if (inet_pton(AF_INET, s, st->addr) == 1) {
             st->family = AF_INET;
@@ -195,13 +297,23 @@ static void parse_stomp(struct config_ctx *c, const config_setting_t *g, const c
     r = config_get_int(c, g, pre, "port", 1, 65535, &v);
     if (r == 0) {
         config_key_join(key, sizeof key, pre, "port");
-        config_report(c, g, key, "required for a stomp listener (STOMP's usual port is 61613)");
+        config_report(c, g, key, "required for %s listener (%s)", tn, usual);
     } else if (r == 1) {
         l->port = (uint16_t)v;
         port_ok = 1;
     }
     if (addr_ok && port_ok)
         st->bind_s = config_setting_get_member(g, "port");
+}
+
+static void parse_stomp(struct config_ctx *c, const config_setting_t *g, const char *pre,
+                        struct listener_cfg *l, struct listener_state *st)
+{
+    struct stomp_listener_cfg *sc = &l->stomp;
+    const char *s;
+    char key[160];
+
+    parse_tcp_bind(c, g, pre, "STOMP's usual port is 61613", l, st);
 
     s = DEFAULT_SUBSCRIBE_TEMPLATE;
     if (config_get_string(c, g, pre, "subscribe_dest_template", &s) == 1) {
@@ -242,6 +354,160 @@ static void parse_stomp(struct config_ctx *c, const config_setting_t *g, const c
     config_get_u32(c, g, pre, "heartbeat_grace_percent", 0, 1000, &sc->heartbeat_grace_pct);
     config_get_u32(c, g, pre, "max_frame_head", 256, 1048576, &sc->max_frame_head);
     config_get_u32(c, g, pre, "max_headers", 1, STOMP_HEADERS_CAP, &sc->max_headers);
+}
+
+/* A character that may appear somewhere in an endpoint ID (endpoint_id.h). */
+static int eid_char(unsigned char ch)
+{
+    return name_char(ch) || ch == '%' || ch == ':';
+}
+
+/* Check one subscribe_any entry ID: an endpoint ID, or a prefix of one followed by '*'.
+ * Returns NULL or what is wrong with it (WHY is scratch space for the message). */
+static const char *subscribe_any_problem(const char *id, uint32_t max_eid_len, char *why,
+                                         size_t cap)
+{
+    size_t n = strlen(id);
+    if (n == 0 || id[n - 1] != '*') {
+        int rc = eid_check(id, n, max_eid_len);
+        if (rc == EID_OK)
+            return NULL;
+        snprintf(why, cap, "is not a valid endpoint ID (%s); end it with '*' to allow "
+                           "every ID starting with it", eid_err_name(rc));
+        return why;
+    }
+    n--; /* the prefix before the '*' */
+    if (n == 0)
+        return "needs at least one character before the '*' (a lone '*' would exempt "
+               "every endpoint from the subscription check)";
+    if (n > max_eid_len)
+        return "prefix is longer than max_endpoint_id_length, so no endpoint ID matches it";
+    unsigned colons = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)id[i];
+        if (!eid_char(ch))
+            return "prefix may contain only characters of endpoint IDs "
+                   "(A-Z a-z 0-9 - . _ % :) and '*' only at its end";
+        colons += ch == ':';
+    }
+    if (colons > 2)
+        return "prefix has more than two ':', so no endpoint ID matches it";
+    return NULL;
+}
+
+/* subscribe_any: a list or array of strings, copied into a NULL-terminated array (always
+ * allocated for an mqtt listener, so users may walk it without a NULL check). */
+static void parse_subscribe_any(struct config_ctx *c, const config_setting_t *g,
+                                const char *pre, uint32_t max_eid_len,
+                                struct mqtt_listener_cfg *mc)
+{
+    char key[160];
+    char qb[CONFIG_QUOTE_CAP];
+    char why[160];
+    const config_setting_t *ls = config_setting_get_member(g, "subscribe_any");
+    int n = 0;
+    config_key_join(key, sizeof key, pre, "subscribe_any");
+    if (ls) {
+        int t = config_setting_type(ls);
+        if (t == CONFIG_TYPE_LIST || t == CONFIG_TYPE_ARRAY) {
+            n = config_setting_length(ls);
+        } else {
+            config_report(c, ls, key,
+                          "expected a list of endpoint IDs such as [ \"self::ctl\", "
+                          "\"oui:00256D:*\" ], found %s",
+                          config_type_desc(t));
+            ls = NULL;
+        }
+    }
+    mc->subscribe_any = calloc((size_t)n + 1, sizeof *mc->subscribe_any);
+    if (!mc->subscribe_any) {
+        c->oom = 1;
+        return;
+    }
+    if (ls && config_literal_is(c, ls, LIT_NUL_ESCAPE))
+        config_report(c, ls, key, "%s", CONFIG_NUL_ESCAPE_MSG);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(ls, (unsigned)i);
+        char ekey[176];
+        snprintf(ekey, sizeof ekey, "%s[%d]", key, i);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            config_report(c, e, ekey, "expected a string, found %s",
+                          config_type_desc(config_setting_type(e)));
+            continue;
+        }
+        const char *id = config_setting_get_string(e);
+        const char *bad = subscribe_any_problem(id, max_eid_len, why, sizeof why);
+        if (bad) {
+            config_report(c, e, ekey, "%s %s", config_quote(qb, id), bad);
+            continue;
+        }
+        char *d = config_dup(c, id);
+        if (d)
+            mc->subscribe_any[mc->n_subscribe_any++] = d;
+    }
+}
+
+static void parse_mqtt(struct config_ctx *c, const config_setting_t *g, const char *pre,
+                       const struct relay_config *cfg, struct listener_cfg *l,
+                       struct listener_state *st)
+{
+    struct mqtt_listener_cfg *mc = &l->mqtt;
+    const char *s;
+    long long v;
+    char key[160];
+
+    parse_tcp_bind(c, g, pre, "MQTT's usual port is 1883", l, st);
+
+    s = DEFAULT_TOPIC_TEMPLATE;
+    if (config_get_string(c, g, pre, "subscribe_topic_template", &s) == 1) {
+        const char *why = topic_template_problem(s);
+        if (why) {
+            config_key_join(key, sizeof key, pre, "subscribe_topic_template");
+            config_report(c, config_setting_get_member(g, "subscribe_topic_template"), key,
+                          "%s", why);
+        }
+    }
+    mc->subscribe_topic_template = config_dup(c, s);
+
+    const char *user = NULL, *pass = NULL;
+    int ru = config_get_string(c, g, pre, "username", &user);
+    int rp = config_get_string(c, g, pre, "password", &pass);
+    if (ru == 1) {
+        const config_setting_t *us = config_setting_get_member(g, "username");
+        config_key_join(key, sizeof key, pre, "username");
+        if (*user == '\0')
+            config_report(c, us, key, "must not be empty");
+        else if (strlen(user) > MQTT_STRING_MAX)
+            config_report(c, us, key, "longer than 65535 bytes, the most MQTT carries");
+        else if (!valid_utf8(user))
+            config_report(c, us, key, "is not valid UTF-8 (the MQTT User Name is a UTF-8 "
+                                      "string, so no client could send it)");
+    }
+    if (rp == 1 && strlen(pass) > MQTT_STRING_MAX) {
+        config_key_join(key, sizeof key, pre, "password");
+        config_report(c, config_setting_get_member(g, "password"), key,
+                      "longer than 65535 bytes, the most MQTT carries");
+    }
+    if (ru == 1 && rp == 0) {
+        config_key_join(key, sizeof key, pre, "password");
+        config_report(c, config_setting_get_member(g, "username"), key,
+                      "username is set but password is not: set both or neither");
+    } else if (rp == 1 && ru == 0) {
+        config_key_join(key, sizeof key, pre, "username");
+        config_report(c, config_setting_get_member(g, "password"), key,
+                      "password is set but username is not: set both or neither");
+    }
+    if (ru == 1 && rp == 1) {
+        mc->username = config_dup(c, user);
+        mc->password = config_dup(c, pass);
+    }
+
+    if (config_get_int(c, g, pre, "server_keep_alive", 0, 65535, &v) == 1)
+        mc->server_keep_alive = (uint32_t)v;
+    if (config_get_int(c, g, pre, "receive_maximum", 1, 65535, &v) == 1)
+        mc->receive_maximum = (uint32_t)v;
+
+    parse_subscribe_any(c, g, pre, cfg->max_endpoint_id_length, mc);
 }
 
 static void parse_uds(struct config_ctx *c, const config_setting_t *g, const char *pre,
@@ -328,6 +594,18 @@ static void parse_uds(struct config_ctx *c, const config_setting_t *g, const cha
     }
 }
 
+/* "stomp", "stomp and mqtt": the types in MASK, for messages. */
+static const char *types_text(unsigned mask)
+{
+    switch (mask) {
+    case FOR_STOMP: return "stomp";
+    case FOR_UDS: return "uds";
+    case FOR_MQTT: return "mqtt";
+    case FOR_TCP: return "stomp and mqtt";
+    }
+    return "other";
+}
+
 static void parse_listener(struct config_ctx *c, const config_setting_t *g, size_t idx,
                            const struct relay_config *cfg, struct listener_cfg *l,
                            struct listener_state *st)
@@ -346,6 +624,8 @@ static void parse_listener(struct config_ctx *c, const config_setting_t *g, size
     l->uds.mode = 0660;
     l->uds.owner_uid = (uid_t)-1;
     l->uds.group_gid = (gid_t)-1;
+    l->mqtt.server_keep_alive = 0;
+    l->mqtt.receive_maximum = 64;
 
     if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
         config_report(c, g, pre,
@@ -376,7 +656,7 @@ static void parse_listener(struct config_ctx *c, const config_setting_t *g, size
     r = config_get_enum(c, g, pre, "type", listener_type_names, NELEM(listener_type_names), &t);
     if (r == 0) {
         config_key_join(key, sizeof key, pre, "type");
-        config_report(c, g, key, "required: \"stomp\" or \"uds\"");
+        config_report(c, g, key, "required: \"stomp\", \"mqtt\" or \"uds\"");
     } else if (r == 1) {
         l->type = (enum listener_type)t;
         types = 1u << t;
@@ -394,9 +674,8 @@ static void parse_listener(struct config_ctx *c, const config_setting_t *g, size
         if (!listener_keys[k])
             config_report_unknown(c, m, key, listener_keys);
         else if (!(listener_key_types[k] & types))
-            config_report(c, m, key, "not valid for a %s listener (only for %s listeners)",
-                          listener_type_name(l->type),
-                          listener_key_types[k] & FOR_STOMP ? "stomp" : "uds");
+            config_report(c, m, key, "not valid for %s listener (only for %s listeners)",
+                          type_with_article(l->type), types_text(listener_key_types[k]));
     }
 
     long long v;
@@ -412,10 +691,11 @@ static void parse_listener(struct config_ctx *c, const config_setting_t *g, size
 
     if (r != 1)
         return; /* without a type, the type-specific keys cannot be judged */
-    if (l->type == LISTENER_STOMP)
-        parse_stomp(c, g, pre, l, st);
-    else
-        parse_uds(c, g, pre, cfg, l, st);
+    switch (l->type) {
+    case LISTENER_STOMP: parse_stomp(c, g, pre, l, st); break;
+    case LISTENER_UDS: parse_uds(c, g, pre, cfg, l, st); break;
+    case LISTENER_MQTT: parse_mqtt(c, g, pre, cfg, l, st); break;
+    }
 }
 
 static int is_wildcard(const struct listener_state *st)
@@ -456,16 +736,17 @@ static void cross_check_listeners(struct config_ctx *c, const struct relay_confi
                               "duplicate listener name %s (also listeners[%zu])",
                               config_quote(qb, b->name), i);
             }
-            if (!st[i].bind_s || !st[j].bind_s || a->type != b->type)
+            if (!st[i].bind_s || !st[j].bind_s)
                 continue;
-            if (a->type == LISTENER_STOMP && a->address && b->address &&
-                tcp_collide(a, &st[i], b, &st[j])) {
+            /* stomp and mqtt listeners share the TCP port space. */
+            int tcp = a->type != LISTENER_UDS && b->type != LISTENER_UDS;
+            if (tcp && a->address && b->address && tcp_collide(a, &st[i], b, &st[j])) {
                 snprintf(key, sizeof key, "listeners[%zu].port", j);
                 config_report(c, st[j].bind_s, key,
                               "%s port %u overlaps listeners[%zu] (%s port %u)", b->address,
                               (unsigned)b->port, i, a->address, (unsigned)a->port);
-            } else if (a->type == LISTENER_UDS && a->uds.path && b->uds.path &&
-                       strcmp(a->uds.path, b->uds.path) == 0) {
+            } else if (a->type == LISTENER_UDS && b->type == LISTENER_UDS && a->uds.path &&
+                       b->uds.path && strcmp(a->uds.path, b->uds.path) == 0) {
                 snprintf(key, sizeof key, "listeners[%zu].path", j);
                 config_report(c, st[j].bind_s, key,
                               "socket path %s is also used by listeners[%zu]",

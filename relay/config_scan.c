@@ -1,13 +1,14 @@
 /* config_scan.c — the raw-text pre-scan of the configuration file and its @includes.
  *
  * Before libconfig sees the text, scan_text() lexes it (and its @includes) once, for
- * three libconfig 1.5 defects that are invisible in the parsed tree:
+ * four libconfig 1.5 defects that are invisible in the parsed tree:
  *  - an integer literal without the L suffix is stored as a 32-bit int, silently wrapped
  *    when it does not fit (5000000000 reads as 705032704);
  *  - "0660" written as an integer is read as decimal 660;
+ *  - a "\x00" escape in a string is dropped ("a\x00b" reads as "ab");
  *  - a syntax error whose offending token is a string leaks that string (the grammar
  *    has no destructor), so such errors are reported here and libconfig never runs.
- * The first two are noted per file and looked up later with config_literal_is().
+ * The first three are noted per file and looked up later with config_literal_is().
  */
 #include "relay/config_ctx.h"
 
@@ -152,7 +153,14 @@ static int read_source(struct config_ctx *c, const char *path, char **text, size
     return 0;
 }
 
-/* Lex the text BUF of file FI once: note integer literals libconfig would misread (with
+/* Is the escape at S (N bytes, S[0] == '\\') one libconfig turns into a NUL byte? */
+static int is_nul_escape(const char *s, size_t n)
+{
+    return n >= 4 && (s[1] == 'x' || s[1] == 'X') && s[2] == '0' && s[3] == '0';
+}
+
+/* Lex the text BUF of file FI once: note integer literals libconfig would misread and
+ * strings holding a NUL escape (with
  * the name of the setting they belong to and that name's line, the line libconfig
  * records), report a string where libconfig's grammar cannot take one, and recurse into
  * @includes. */
@@ -227,8 +235,11 @@ static void scan_text(struct config_ctx *c, size_t fi, struct lex_state *ls,
                 break;
             }
             for (i++; i < len && buf[i] != '"'; i++) {
-                if (buf[i] == '\\' && i + 1 < len)
+                if (buf[i] == '\\' && i + 1 < len) {
+                    if (first_scan && is_nul_escape(buf + i, len - i))
+                        add_note(c, &c->files[fi], name_line, LIT_NUL_ESCAPE, name);
                     i++;
+                }
                 line += buf[i] == '\n';
             }
             i++;

@@ -15,6 +15,9 @@
 
 #define STOMP_L "{ name = \"s\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 61613; }"
 #define UDS_L "{ name = \"u\"; type = \"uds\"; path = \"/tmp/usprelay-test.sock\"; }"
+#define MQTT_L "{ name = \"m\"; type = \"mqtt\"; address = \"127.0.0.1\"; port = 1883; }"
+/* The start of an mqtt listener on line 2 of a file, for keys added after it. */
+#define MQTT_HEAD "listeners = (\n  { name = \"m\"; type = \"mqtt\"; address = \"::1\"; port = 1;\n"
 
 static char g_path[64];
 static char g_err[16384];
@@ -106,7 +109,7 @@ START_TEST(example_conf_loads)
     ck_assert_uint_eq(cfg->limits.max_unidentified_input, 65536);
     ck_assert_uint_eq(cfg->limits.max_output_queue, 16777216);
     ck_assert_uint_eq(cfg->limits.handshake_timeout_ms, 10000);
-    ck_assert_uint_eq(cfg->n_listeners, 3);
+    ck_assert_uint_eq(cfg->n_listeners, 4);
 
     const struct listener_cfg *s = &cfg->listeners[0];
     ck_assert_str_eq(s->name, "stomp");
@@ -126,7 +129,24 @@ START_TEST(example_conf_loads)
     ck_assert_uint_eq(s->stomp.max_headers, 32);
     ck_assert_mem_eq(&s->limits, &cfg->limits, sizeof s->limits);
 
-    const struct listener_cfg *u = &cfg->listeners[1];
+    const struct listener_cfg *m = &cfg->listeners[1];
+    ck_assert_str_eq(m->name, "mqtt");
+    ck_assert_int_eq(m->type, LISTENER_MQTT);
+    ck_assert_str_eq(m->address, "127.0.0.1");
+    ck_assert_uint_eq(m->port, 1883);
+    ck_assert_int_eq(m->backlog, 128);
+    ck_assert_int_gt(m->line, s->line);
+    ck_assert_str_eq(m->mqtt.subscribe_topic_template, "usp/endpoint/{eid}");
+    ck_assert_ptr_null(m->mqtt.username);
+    ck_assert_ptr_null(m->mqtt.password);
+    ck_assert_uint_eq(m->mqtt.server_keep_alive, 0);
+    ck_assert_uint_eq(m->mqtt.receive_maximum, 64);
+    ck_assert_ptr_nonnull(m->mqtt.subscribe_any);
+    ck_assert_ptr_null(m->mqtt.subscribe_any[0]);
+    ck_assert_uint_eq(m->mqtt.n_subscribe_any, 0);
+    ck_assert_mem_eq(&m->limits, &cfg->limits, sizeof m->limits);
+
+    const struct listener_cfg *u = &cfg->listeners[2];
     ck_assert_str_eq(u->name, "uds");
     ck_assert_int_eq(u->type, LISTENER_UDS);
     ck_assert_str_eq(u->uds.path, "build/run/usprelay.sock");
@@ -135,9 +155,9 @@ START_TEST(example_conf_loads)
     ck_assert_ptr_null(u->uds.group);
     ck_assert_ptr_null(u->uds.peer_endpoint_id);
     ck_assert_ptr_null(u->address);
-    ck_assert_int_gt(u->line, s->line);
+    ck_assert_int_gt(u->line, m->line);
 
-    const struct listener_cfg *pc = &cfg->listeners[2];
+    const struct listener_cfg *pc = &cfg->listeners[3];
     ck_assert_str_eq(pc->name, "uds-controller");
     ck_assert_int_eq(pc->type, LISTENER_UDS);
     ck_assert_str_eq(pc->uds.path, "build/run/usp-controller.sock");
@@ -474,8 +494,8 @@ START_TEST(err_bad_enum)
                "relay.connect_records", "pass, translate");
     expect_one("log = { level = \"verbose\"; };\nlisteners = ( " STOMP_L " );\n", 1,
                "log.level", "error, warn, info, debug");
-    expect_one("listeners = ( { name = \"s\";\n type = \"mqtt\"; } );\n", 2,
-               "listeners[0].type", "\"mqtt\" is not one of: stomp, uds");
+    expect_one("listeners = ( { name = \"s\";\n type = \"amqp\"; } );\n", 2,
+               "listeners[0].type", "\"amqp\" is not one of: stomp, uds, mqtt");
 }
 END_TEST
 
@@ -529,7 +549,7 @@ END_TEST
 START_TEST(err_missing_required)
 {
     expect_one("listeners = (\n  { name = \"a\"; address = \"::1\"; port = 1; }\n);\n", 2,
-               "listeners[0].type", "required");
+               "listeners[0].type", "required: \"stomp\", \"mqtt\" or \"uds\"");
     expect_one("listeners = (\n  { type = \"uds\"; path = \"/tmp/x\"; }\n);\n", 2,
                "listeners[0].name", "required");
     expect_one("listeners = (\n  { name = \"a\"; type = \"stomp\"; port = 1; }\n);\n", 2,
@@ -538,6 +558,10 @@ START_TEST(err_missing_required)
                2, "listeners[0].port", "required");
     expect_one("listeners = (\n  { name = \"a\"; type = \"uds\"; }\n);\n", 2,
                "listeners[0].path", "required");
+    expect_one("listeners = (\n  { name = \"a\"; type = \"mqtt\"; port = 1883; }\n);\n", 2,
+               "listeners[0].address", "required for an mqtt listener");
+    expect_one("listeners = (\n  { name = \"a\"; type = \"mqtt\"; address = \"::1\"; }\n);\n",
+               2, "listeners[0].port", "required for an mqtt listener (MQTT's usual port is 1883)");
     expect_one("relay = { workers = 1; };\n", 0, "listeners", "at least one listener");
     expect_one("relay = { workers = 1; };\nlisteners = ();\n", 2, "listeners",
                "at least one listener");
@@ -867,6 +891,8 @@ START_TEST(names)
 {
     ck_assert_str_eq(listener_type_name(LISTENER_STOMP), "stomp");
     ck_assert_str_eq(listener_type_name(LISTENER_UDS), "uds");
+    ck_assert_str_eq(listener_type_name(LISTENER_MQTT), "mqtt");
+    ck_assert_str_eq(listener_type_name((enum listener_type)9), "?");
     ck_assert_str_eq(from_id_policy_name(FROM_ID_ENFORCE), "enforce");
     ck_assert_str_eq(from_id_policy_name(FROM_ID_LOG), "log");
     ck_assert_str_eq(from_id_policy_name(FROM_ID_OFF), "off");
@@ -875,6 +901,332 @@ START_TEST(names)
     ck_assert_str_eq(connect_records_name(CONNECT_RECORDS_PASS), "pass");
     ck_assert_str_eq(connect_records_name(CONNECT_RECORDS_TRANSLATE), "translate");
     ck_assert_str_eq(from_id_policy_name((enum from_id_policy)7), "?");
+}
+END_TEST
+
+/* ------------------------------------------------------------------ mqtt listeners */
+
+START_TEST(mqtt_defaults)
+{
+    struct relay_config *cfg = load_ok("listeners = ( " MQTT_L ", " STOMP_L " );\n");
+    const struct listener_cfg *m = &cfg->listeners[0];
+    ck_assert_int_eq(m->type, LISTENER_MQTT);
+    ck_assert_str_eq(m->name, "m");
+    ck_assert_str_eq(m->address, "127.0.0.1");
+    ck_assert_uint_eq(m->port, 1883);
+    ck_assert_int_eq(m->backlog, 128);
+    ck_assert_int_eq(m->line, 1);
+    ck_assert_str_eq(m->mqtt.subscribe_topic_template, "usp/endpoint/{eid}");
+    ck_assert_ptr_null(m->mqtt.username);
+    ck_assert_ptr_null(m->mqtt.password);
+    ck_assert_uint_eq(m->mqtt.server_keep_alive, 0);
+    ck_assert_uint_eq(m->mqtt.receive_maximum, 64);
+    ck_assert_ptr_nonnull(m->mqtt.subscribe_any);
+    ck_assert_ptr_null(m->mqtt.subscribe_any[0]);
+    ck_assert_uint_eq(m->mqtt.n_subscribe_any, 0);
+    ck_assert_mem_eq(&m->limits, &cfg->limits, sizeof m->limits);
+    /* No other type's strings are filled in for an mqtt listener, nor mqtt ones for
+     * the stomp listener. */
+    ck_assert_ptr_null(m->stomp.subscribe_dest_template);
+    ck_assert_ptr_null(m->uds.path);
+    const struct listener_cfg *s = &cfg->listeners[1];
+    ck_assert_ptr_null(s->mqtt.subscribe_topic_template);
+    ck_assert_ptr_null(s->mqtt.subscribe_any);
+    ck_assert_uint_eq(s->mqtt.n_subscribe_any, 0);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(mqtt_explicit_values)
+{
+    struct relay_config *cfg = load_ok(
+        "relay = { max_endpoint_id_length = 64; };\n"
+        "listeners = (\n"
+        "  { name = \"mq\"; type = \"mqtt\"; address = \"::\"; port = 8883; backlog = 9;\n"
+        "    subscribe_topic_template = \"usp/v1/\\xc3\\xa4/{eid}/in\";\n"
+        "    username = \"usp-user\"; password = \"\";\n"
+        "    server_keep_alive = 65535; receive_maximum = 1;\n"
+        "    subscribe_any = [ \"self::usp-controller\", \"oui:00256D:*\", \"o*\",\n"
+        "                      \"proto::a%41*\" ];\n"
+        "    limits = { max_record_size = 1000; }; },\n"
+        "  { name = \"mq2\"; type = \"mqtt\"; address = \"127.0.0.1\"; port = 1;\n"
+        "    subscribe_topic_template = \"{eid}\"; server_keep_alive = 0;\n"
+        "    receive_maximum = 65535; subscribe_any = ( \"self::a\" ); },\n"
+        "  { name = \"mq3\"; type = \"mqtt\"; address = \"127.0.0.1\"; port = 2;\n"
+        "    subscribe_any = [ ]; }\n"
+        ");\n");
+    const struct listener_cfg *m = &cfg->listeners[0];
+    ck_assert_str_eq(m->name, "mq");
+    ck_assert_str_eq(m->address, "::");
+    ck_assert_uint_eq(m->port, 8883);
+    ck_assert_int_eq(m->backlog, 9);
+    ck_assert_int_eq(m->line, 3);
+    ck_assert_str_eq(m->mqtt.subscribe_topic_template, "usp/v1/\xc3\xa4/{eid}/in");
+    ck_assert_str_eq(m->mqtt.username, "usp-user");
+    ck_assert_str_eq(m->mqtt.password, "");
+    ck_assert_uint_eq(m->mqtt.server_keep_alive, 65535);
+    ck_assert_uint_eq(m->mqtt.receive_maximum, 1);
+    ck_assert_uint_eq(m->mqtt.n_subscribe_any, 4);
+    ck_assert_str_eq(m->mqtt.subscribe_any[0], "self::usp-controller");
+    ck_assert_str_eq(m->mqtt.subscribe_any[1], "oui:00256D:*");
+    ck_assert_str_eq(m->mqtt.subscribe_any[2], "o*");
+    ck_assert_str_eq(m->mqtt.subscribe_any[3], "proto::a%41*");
+    ck_assert_ptr_null(m->mqtt.subscribe_any[4]);
+    ck_assert_uint_eq(m->limits.max_record_size, 1000);
+
+    const struct listener_cfg *m2 = &cfg->listeners[1];
+    ck_assert_str_eq(m2->mqtt.subscribe_topic_template, "{eid}");
+    ck_assert_uint_eq(m2->mqtt.server_keep_alive, 0);
+    ck_assert_uint_eq(m2->mqtt.receive_maximum, 65535);
+    ck_assert_uint_eq(m2->mqtt.n_subscribe_any, 1);
+    ck_assert_str_eq(m2->mqtt.subscribe_any[0], "self::a");
+    ck_assert_ptr_null(m2->mqtt.subscribe_any[1]);
+
+    const struct listener_cfg *m3 = &cfg->listeners[2];
+    ck_assert_ptr_nonnull(m3->mqtt.subscribe_any);
+    ck_assert_ptr_null(m3->mqtt.subscribe_any[0]);
+    ck_assert_uint_eq(m3->mqtt.n_subscribe_any, 0);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(err_mqtt_bad_template)
+{
+    static const struct {
+        const char *tmpl; /* as written in the file (libconfig escapes) */
+        const char *frag;
+    } cases[] = {
+        {"", "must contain {eid}"},
+        {"usp/endpoint", "must contain {eid}"},
+        {"usp/{eid}/{eid}", "exactly once"},
+        {"usp/{eid}{eid}", "exactly once"},
+        {"usp/+/{eid}", "must not contain '+' or '#'"},
+        {"usp/{eid}/#", "must not contain '+' or '#'"},
+        {"usp/{eid}\\r", "control characters"},
+        {"usp/{eid}\\n", "control characters"},
+        {"usp/\\t{eid}", "control characters"},
+        {"usp/\\x7f{eid}", "control characters"},
+        {"usp/\\xc2\\x85{eid}", "control characters"}, /* U+0085, a C1 control */
+        {"usp/\\xff{eid}", "not valid UTF-8"},
+        {"usp/\\xc3{eid}", "not valid UTF-8"},               /* truncated sequence */
+        {"usp/\\xc0\\xaf{eid}", "not valid UTF-8"},          /* overlong '/' */
+        {"usp/\\xed\\xa0\\x80{eid}", "not valid UTF-8"},     /* surrogate U+D800 */
+        {"usp/\\xf4\\x90\\x80\\x80{eid}", "not valid UTF-8"}, /* above U+10FFFF */
+        {"usp/\\x00{eid}", "contains \\x00"},                /* libconfig would drop it */
+        {"usp/{eid}\\X00", "contains \\x00"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text, MQTT_HEAD "    subscribe_topic_template = \"%s\"; }\n);\n",
+                 cases[i].tmpl);
+        expect_one(text, 3, "listeners[0].subscribe_topic_template", cases[i].frag);
+    }
+    /* An escaped backslash before "x00" is no NUL escape; a 4-byte character is fine. */
+    struct relay_config *cfg = load_ok(
+        MQTT_HEAD "    subscribe_topic_template = \"usp/\\\\x00/\\xf0\\x9f\\x98\\x80/{eid}\"; }\n);\n");
+    ck_assert_str_eq(cfg->listeners[0].mqtt.subscribe_topic_template,
+                     "usp/\\x00/\xf0\x9f\x98\x80/{eid}");
+    config_free(cfg);
+}
+END_TEST
+
+/* The template is at most 256 bytes (the server's topic buffers are sized from it). */
+START_TEST(err_mqtt_template_too_long)
+{
+    size_t cap = 70000;
+    char *text = malloc(cap);
+    ck_assert_ptr_nonnull(text);
+    for (int over = 0; over < 2; over++) {
+        /* 251 + "{eid}" = 256 fits; one byte more does not. */
+        size_t pad = 251 + (size_t)over;
+        int n = snprintf(text, cap, "relay = { max_endpoint_id_length = 4096; };\n" MQTT_HEAD
+                                    "    subscribe_topic_template = \"");
+        ck_assert_int_gt(n, 0);
+        memset(text + n, 'a', pad);
+        snprintf(text + (size_t)n + pad, cap - (size_t)n - pad, "{eid}\"; }\n);\n");
+        if (over) {
+            expect_one(text, 4, "listeners[0].subscribe_topic_template",
+                       "too long: at most 256 bytes");
+        } else {
+            struct relay_config *cfg = load_ok(text);
+            ck_assert_uint_eq(strlen(cfg->listeners[0].mqtt.subscribe_topic_template),
+                              pad + 5);
+            config_free(cfg);
+        }
+    }
+    free(text);
+}
+END_TEST
+
+START_TEST(err_mqtt_credentials)
+{
+    expect_one(MQTT_HEAD "    username = \"u\"; }\n);\n", 3, "listeners[0].password",
+               "username is set but password is not: set both or neither");
+    expect_one(MQTT_HEAD "    password = \"p\"; }\n);\n", 3, "listeners[0].username",
+               "password is set but username is not: set both or neither");
+    expect_one(MQTT_HEAD "    username = \"\"; password = \"p\"; }\n);\n", 3,
+               "listeners[0].username", "must not be empty");
+    expect_one(MQTT_HEAD "    username = \"\\xff\"; password = \"p\"; }\n);\n", 3,
+               "listeners[0].username", "not valid UTF-8");
+    expect_one(MQTT_HEAD "    username = \"u\"; password = 7; }\n);\n", 3,
+               "listeners[0].password", "expected a string, found an integer");
+    expect_one(MQTT_HEAD "    username = \"u\"; password = \"p\\x00\"; }\n);\n", 3,
+               "listeners[0].password", "contains \\x00");
+}
+END_TEST
+
+START_TEST(err_mqtt_out_of_range)
+{
+    expect_one(MQTT_HEAD "    server_keep_alive = 65536; }\n);\n", 3,
+               "listeners[0].server_keep_alive", "65536 is out of range (0..65535)");
+    expect_one(MQTT_HEAD "    server_keep_alive = -1; }\n);\n", 3,
+               "listeners[0].server_keep_alive", "out of range");
+    expect_one(MQTT_HEAD "    server_keep_alive = 1.5; }\n);\n", 3,
+               "listeners[0].server_keep_alive", "expected an integer");
+    expect_one(MQTT_HEAD "    receive_maximum = 0; }\n);\n", 3,
+               "listeners[0].receive_maximum", "0 is out of range (1..65535)");
+    expect_one(MQTT_HEAD "    receive_maximum = 65536; }\n);\n", 3,
+               "listeners[0].receive_maximum", "out of range");
+    expect_one(MQTT_HEAD "    receive_maximum = \"64\"; }\n);\n", 3,
+               "listeners[0].receive_maximum", "expected an integer, found a string");
+    expect_one(MQTT_HEAD "    receive_maximum = 4294967360; }\n);\n", 3,
+               "listeners[0].receive_maximum", "does not fit in 32 bits");
+    expect_one("listeners = ( { name = \"m\"; type = \"mqtt\"; address = \"::1\";\n"
+               "  port = 65536; } );\n",
+               2, "listeners[0].port", "out of range (1..65535)");
+    expect_one("listeners = ( { name = \"m\"; type = \"mqtt\"; address = \"localhost\";\n"
+               "  port = 1883; } );\n",
+               1, "listeners[0].address", "not a numeric IPv4 or IPv6 address");
+}
+END_TEST
+
+START_TEST(err_mqtt_subscribe_any)
+{
+    expect_one(MQTT_HEAD "    subscribe_any = \"self::ctl\"; }\n);\n", 3,
+               "listeners[0].subscribe_any", "expected a list of endpoint IDs");
+    expect_one(MQTT_HEAD "    subscribe_any = { a = \"self::ctl\"; }; }\n);\n", 3,
+               "listeners[0].subscribe_any", "found a group");
+    expect_one(MQTT_HEAD "    subscribe_any = ( \"self::ctl\", 5 ); }\n);\n", 3,
+               "listeners[0].subscribe_any[1]", "expected a string, found an integer");
+    expect_one(MQTT_HEAD "    subscribe_any = [ \"self:ctl\" ]; }\n);\n", 3,
+               "listeners[0].subscribe_any[0]", "\"self:ctl\" is not a valid endpoint ID");
+    expect_one(MQTT_HEAD "    subscribe_any = [ \"\" ]; }\n);\n", 3,
+               "listeners[0].subscribe_any[0]", "not a valid endpoint ID (empty)");
+    expect_one(MQTT_HEAD "    subscribe_any = [ \"*\" ]; }\n);\n", 3,
+               "listeners[0].subscribe_any[0]", "\"*\" needs at least one character");
+    expect_one(MQTT_HEAD "    subscribe_any = [ \"oui:*:x*\" ]; }\n);\n", 3,
+               "listeners[0].subscribe_any[0]", "'*' only at its end");
+    expect_one(MQTT_HEAD "    subscribe_any = [ \"self::a b*\" ]; }\n);\n", 3,
+               "listeners[0].subscribe_any[0]", "characters of endpoint IDs");
+    expect_one(MQTT_HEAD "    subscribe_any = [ \"self::a/*\" ]; }\n);\n", 3,
+               "listeners[0].subscribe_any[0]", "characters of endpoint IDs");
+    expect_one(MQTT_HEAD "    subscribe_any = [ \"a:b:c:*\" ]; }\n);\n", 3,
+               "listeners[0].subscribe_any[0]", "more than two ':'");
+    expect_one("relay = { max_endpoint_id_length = 32; };\n"
+               "listeners = ( { name = \"m\"; type = \"mqtt\"; address = \"::1\"; port = 1;\n"
+               "  subscribe_any = [ \"self::aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa*\" ]; } );\n",
+               3, "listeners[0].subscribe_any[0]", "longer than max_endpoint_id_length");
+    expect_one(MQTT_HEAD "    subscribe_any = [ \"self::a\\x00b\" ]; }\n);\n", 3,
+               "listeners[0].subscribe_any", "contains \\x00");
+
+    /* Every bad entry is reported, on its own line, and the good ones do not leak. */
+    struct relay_config *cfg = (struct relay_config *)1;
+    int rc = load_text(MQTT_HEAD "    subscribe_any = (\n"
+                                 "      \"self::ok\",\n"
+                                 "      \"bad\",\n"
+                                 "      \"oui:00256D:*\",\n"
+                                 "      \"**\" ); }\n);\n",
+                       &cfg);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_ptr_null(cfg);
+    assert_error(5, "listeners[0].subscribe_any[1]", "\"bad\" is not a valid endpoint ID");
+    assert_error(7, "listeners[0].subscribe_any[3]", "'*' only at its end");
+}
+END_TEST
+
+START_TEST(err_mqtt_keys_for_other_types)
+{
+    expect_one(MQTT_HEAD "    login = \"u\"; }\n);\n", 3, "listeners[0].login",
+               "not valid for an mqtt listener (only for stomp listeners)");
+    expect_one(MQTT_HEAD "    subscribe_dest_template = \"/q/{eid}\"; }\n);\n", 3,
+               "listeners[0].subscribe_dest_template", "only for stomp listeners");
+    expect_one(MQTT_HEAD "    peer_endpoint_id = \"self::x\"; }\n);\n", 3,
+               "listeners[0].peer_endpoint_id",
+               "not valid for an mqtt listener (only for uds listeners)");
+    expect_one("listeners = (\n"
+               "  { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+               "    username = \"u\"; }\n"
+               ");\n",
+               3, "listeners[0].username",
+               "not valid for a stomp listener (only for mqtt listeners)");
+    expect_one("listeners = (\n"
+               "  { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+               "    subscribe_any = [ \"self::c\" ]; }\n"
+               ");\n",
+               3, "listeners[0].subscribe_any", "only for mqtt listeners");
+    expect_one("listeners = (\n"
+               "  { name = \"u\"; type = \"uds\"; path = \"/tmp/x\";\n"
+               "    receive_maximum = 5; }\n"
+               ");\n",
+               3, "listeners[0].receive_maximum",
+               "not valid for a uds listener (only for mqtt listeners)");
+    expect_one("listeners = (\n"
+               "  { name = \"u\"; type = \"uds\"; path = \"/tmp/x\";\n"
+               "    port = 5; }\n"
+               ");\n",
+               3, "listeners[0].port", "(only for stomp and mqtt listeners)");
+    /* A misspelt mqtt key gets a suggestion. */
+    expect_one(MQTT_HEAD "    recieve_maximum = 5; }\n);\n", 3,
+               "listeners[0].recieve_maximum", "did you mean \"receive_maximum\"");
+}
+END_TEST
+
+START_TEST(err_mqtt_port_clash)
+{
+    expect_one("listeners = (\n"
+               "  { name = \"s\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 1883; },\n"
+               "  { name = \"m\"; type = \"mqtt\"; address = \"127.0.0.1\"; port = 1883; }\n"
+               ");\n",
+               3, "listeners[1].port", "127.0.0.1 port 1883 overlaps listeners[0]");
+    expect_one("listeners = (\n"
+               "  { name = \"m\"; type = \"mqtt\"; address = \"::\"; port = 61613; },\n"
+               "  { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 61613; }\n"
+               ");\n",
+               3, "listeners[1].port", "overlaps listeners[0]");
+    expect_one("listeners = (\n"
+               "  { name = \"a\"; type = \"mqtt\"; address = \"::1\"; port = 1883; },\n"
+               "  { name = \"b\"; type = \"mqtt\"; address = \"0:0::1\"; port = 1883; }\n"
+               ");\n",
+               3, "listeners[1].port", "overlaps listeners[0]");
+    /* Other ports, other specific addresses and UDS listeners do not clash. */
+    struct relay_config *cfg = load_ok(
+        "listeners = (\n"
+        "  { name = \"s\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 1883; },\n"
+        "  { name = \"m\"; type = \"mqtt\"; address = \"127.0.0.2\"; port = 1883; },\n"
+        "  { name = \"n\"; type = \"mqtt\"; address = \"::\"; port = 1884; },\n"
+        "  { name = \"u\"; type = \"uds\"; path = \"/tmp/x\"; }\n"
+        ");\n");
+    ck_assert_uint_eq(cfg->n_listeners, 4);
+    config_free(cfg);
+}
+END_TEST
+
+/* libconfig drops "\x00" from any string; the loader refuses it everywhere. */
+START_TEST(err_nul_escape_in_strings)
+{
+    expect_one("relay = {\n  endpoint_id = \"self::a\\x00\"; };\nlisteners = ( " STOMP_L " );\n",
+               2, "relay.endpoint_id", "contains \\x00, which libconfig silently drops");
+    expect_one("listeners = (\n"
+               "  { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+               "    login = \"us\\x00er\"; passcode = \"p\"; }\n"
+               ");\n",
+               3, "listeners[0].login", "contains \\x00");
+    /* Other escapes, and \x00 in comments, pass. */
+    struct relay_config *cfg = load_ok("# endpoint_id = \"\\x00\";\n"
+                                       "relay = { endpoint_id = \"self::a\\x41\\x30\"; };\n"
+                                       "listeners = ( " STOMP_L " );\n");
+    ck_assert_str_eq(cfg->endpoint_id, "self::aA0");
+    config_free(cfg);
 }
 END_TEST
 
@@ -888,6 +1240,8 @@ static Suite *config_suite(void)
     tcase_add_test(ok, listener_limits_override_and_inherit);
     tcase_add_test(ok, workers_zero_resolves);
     tcase_add_test(ok, names);
+    tcase_add_test(ok, mqtt_defaults);
+    tcase_add_test(ok, mqtt_explicit_values);
     suite_add_tcase(s, ok);
 
     TCase *bad = tcase_create("errors");
@@ -916,6 +1270,14 @@ static Suite *config_suite(void)
     tcase_add_test(bad, includes);
     tcase_add_test(bad, all_errors_reported_in_line_order);
     tcase_add_test(bad, error_buffer_truncated_safely);
+    tcase_add_test(bad, err_mqtt_bad_template);
+    tcase_add_test(bad, err_mqtt_template_too_long);
+    tcase_add_test(bad, err_mqtt_credentials);
+    tcase_add_test(bad, err_mqtt_out_of_range);
+    tcase_add_test(bad, err_mqtt_subscribe_any);
+    tcase_add_test(bad, err_mqtt_keys_for_other_types);
+    tcase_add_test(bad, err_mqtt_port_clash);
+    tcase_add_test(bad, err_nul_escape_in_strings);
     suite_add_tcase(s, bad);
     return s;
 }
