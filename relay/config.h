@@ -14,7 +14,7 @@
 
 #include "relay/log.h"
 
-enum listener_type { LISTENER_STOMP, LISTENER_UDS };
+enum listener_type { LISTENER_STOMP, LISTENER_UDS, LISTENER_MQTT };
 
 /* What to do with a Record whose from_id is not the sending connection's endpoint. */
 enum from_id_policy { FROM_ID_ENFORCE, FROM_ID_LOG, FROM_ID_OFF };
@@ -58,6 +58,19 @@ struct uds_listener_cfg {
                                carry Records from any peer */
 };
 
+struct mqtt_listener_cfg {
+    char *subscribe_topic_template; /* "{eid}" is replaced by the EID as is; sent as the
+                                       subscribe-topic user property and as Response
+                                       Information, and used as the alias topic */
+    char *username;                /* NULL: no username/password check */
+    char *password;
+    uint32_t server_keep_alive;    /* seconds; 0: the client's own Keep Alive stands */
+    uint32_t receive_maximum;      /* QoS 1 PUBLISHes a client may have unacknowledged */
+    char **subscribe_any;          /* endpoint IDs (a trailing '*' makes a prefix) that may
+                                      subscribe to any topic filter; NULL-terminated */
+    size_t n_subscribe_any;
+};
+
 struct listener_cfg {
     char *name;       /* unique, used in logs */
     enum listener_type type;
@@ -68,6 +81,7 @@ struct listener_cfg {
     struct limits_cfg limits;
     struct stomp_listener_cfg stomp;
     struct uds_listener_cfg uds;
+    struct mqtt_listener_cfg mqtt;
 };
 
 struct relay_config {

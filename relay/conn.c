@@ -235,6 +235,10 @@ int conn_bind_endpoint(struct conn *c, const char *eid, size_t len, const char *
 
     int rc = router_bind(r->router, ROUTER_IDS, span_from_str(eid, len),
                          span_from_str(peer, peer_len), me, r->cfg->duplicate_id_policy, &old);
+    if (rc == ROUTER_REFUSED && c->takeover_of && old.conn_id == c->takeover_of)
+        /* The same MQTT client reconnected: it keeps its endpoint ID (MQTT takeover). */
+        rc = router_bind(r->router, ROUTER_IDS, span_from_str(eid, len),
+                         span_from_str(peer, peer_len), me, DUP_REPLACE_OLD, &old);
     switch (rc) {
     case ROUTER_BOUND:
         break;
@@ -364,6 +368,9 @@ void conn_abort(struct conn *c, enum close_reason why)
 void conn_free(struct conn *c)
 {
     char d[256];
+    /* The slot is free before the close is logged: whoever reads the log line may rely
+     * on connecting again at once under max_connections. */
+    atomic_fetch_sub(&c->relay->live_conns, 1);
     log_info("conn_close", "%s reason=%s records_in=%llu records_out=%llu",
              conn_describe(c, d, sizeof d), close_reason_name(c->close_reason),
              (unsigned long long)c->records_in, (unsigned long long)c->records_out);
@@ -378,7 +385,6 @@ void conn_free(struct conn *c)
         bufferevent_free(c->bev);
     free(c->eid);
     free(c->route_peer);
-    atomic_fetch_sub(&c->relay->live_conns, 1);
     free(c);
 }
 

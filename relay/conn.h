@@ -24,7 +24,7 @@
 #include "relay/record.h"
 #include "relay/stats.h"
 
-enum mtp_kind { MTP_NONE = 0, MTP_STOMP = 1, MTP_UDS = 2 };
+enum mtp_kind { MTP_NONE = 0, MTP_STOMP = 1, MTP_UDS = 2, MTP_MQTT = 3 };
 
 enum close_reason {
     CLOSE_PEER = 0,          /* peer closed */
@@ -62,6 +62,9 @@ struct conn_ops {
     long (*alias_address)(struct conn *c, const char *eid, size_t len, char *buf, size_t cap);
     /* Free the MTP's own state (the struct itself is freed by the caller). */
     void (*destroy)(struct conn *c);
+    /* Version field of this MTP's Connect Record for this peer (MQTT: V3_1_1 or V5).
+     * NULL: 0. */
+    uint32_t (*connect_version)(struct conn *c);
 };
 
 #define CONN_CLOSING 0x1u
@@ -88,6 +91,8 @@ struct conn {
     size_t eid_len;
     char *route_peer;        /* pair-key peer ID (UDS with peer_endpoint_id), or NULL */
     size_t route_peer_len;
+    uint64_t takeover_of;    /* MQTT: connection this one took the client id from; its
+                                endpoint ID passes to this one whatever the policy */
     /* (to_id, from_id) pairs routed here because that sender named this connection's
      * destination for an unknown to_id (STOMP); "to\0from" in one allocation. */
     char *learned[CONN_MAX_LEARNED];

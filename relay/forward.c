@@ -13,7 +13,8 @@ static int span_eq(struct span a, const char *b, size_t blen)
     return a.len == blen && memcmp(a.ptr, b, blen) == 0;
 }
 
-int forward_record(struct conn *src, struct rbuf *rb, struct span dest_hint)
+int forward_record(struct conn *src, struct rbuf *rb, enum router_table hint_table,
+                   struct span dest_hint)
 {
     static const struct span none = {NULL, 0};
     struct relay *r = src->relay;
@@ -44,8 +45,8 @@ int forward_record(struct conn *src, struct rbuf *rb, struct span dest_hint)
     if (router_lookup(r->router, h->to_id, h->from_id, &rt) != 0 &&
         router_get(r->router, ROUTER_LEARNED, h->to_id, h->from_id, &rt) != 0) {
         /* Unknown to_id: the MTP address may still name a subscriber (STOMP SEND
-         * destination), which then takes this to_id — unless it is the sender. */
-        if (!dest_hint.len || router_get(r->router, ROUTER_DESTS, dest_hint, none, &rt) != 0 ||
+         * destination, MQTT topic), which then takes this to_id — unless it is the sender. */
+        if (!dest_hint.len || router_get(r->router, hint_table, dest_hint, none, &rt) != 0 ||
             (rt.worker == worker_index(src->w) && rt.conn_id == src->id)) {
             drop = STAT_drop_no_route;
             goto drop;

@@ -10,11 +10,14 @@
 
 #include "relay/conn.h"
 #include "relay/rbuf.h"
+#include "relay/router.h"
 
 /* Forward RB (scanned; one reference handed over) read from SRC. DEST_HINT: an MTP
- * destination to fall back on when to_id is unknown (STOMP), or an empty span.
+ * address (STOMP destination, MQTT topic) to look up in HINT_TABLE when to_id is
+ * unknown, or an empty span.
  * Returns 0 when handed on, else the drop counter it was counted under (the MTP may
  * react: a self-addressed Record is malformed in the sense of spec notes §9.1). */
-int forward_record(struct conn *src, struct rbuf *rb, struct span dest_hint);
+int forward_record(struct conn *src, struct rbuf *rb, enum router_table hint_table,
+                   struct span dest_hint);
 
 #endif

@@ -16,6 +16,7 @@
 #include <event2/listener.h>
 
 #include "relay/log.h"
+#include "relay/mtp/mqtt_server.h"
 #include "relay/mtp/stomp_server.h"
 #include "relay/mtp/uds_server.h"
 #include "relay/worker.h"
@@ -249,7 +250,9 @@ int listeners_open(struct relay *r, struct event_base *base, struct listener ***
         l->cfg = c;
         l->relay = r;
         l->fd = -1;
-        l->make = c->type == LISTENER_STOMP ? stomp_conn_new : uds_conn_new;
+        l->make = c->type == LISTENER_STOMP ? stomp_conn_new
+                  : c->type == LISTENER_MQTT ? mqtt_conn_new
+                                             : uds_conn_new;
         l->fd = c->type == LISTENER_UDS ? open_uds(c, &why) : open_tcp(c);
         if (l->fd < 0) {
             if (c->type == LISTENER_UDS)

@@ -19,6 +19,7 @@ struct rbuf *rbuf_new(size_t len)
     memset(&rb->hdr, 0, sizeof rb->hdr);
     rb->rx_ns = 0;
     rb->origin_mtp = 0;
+    rb->qos = 1;
     rb->reply_to = NULL;
     return rb;
 }

@@ -33,9 +33,18 @@ enum router_bind_result {
 };
 
 /* IDS: endpoints bound by their own handshake. DESTS: STOMP destinations subscribed.
- * LEARNED: IDs routed to a connection because a SEND named its destination; kept apart
- * so a learned ID never counts as connected and always yields to the real endpoint. */
-enum router_table { ROUTER_IDS = 0, ROUTER_DESTS = 1, ROUTER_LEARNED = 2, ROUTER_TABLES = 3 };
+ * TOPICS: concrete MQTT topics subscribed. LEARNED: (to_id, from_id) routed to a
+ * connection because that sender named its destination or topic; kept apart so a learned
+ * ID never counts as connected and always yields to the real endpoint. CLIENT_IDS: MQTT
+ * client identifiers, for the takeover MQTT prescribes. */
+enum router_table {
+    ROUTER_IDS = 0,
+    ROUTER_DESTS = 1,
+    ROUTER_LEARNED = 2,
+    ROUTER_TOPICS = 3,
+    ROUTER_CLIENT_IDS = 4,
+    ROUTER_TABLES = 5
+};
 
 struct router;
 

@@ -28,6 +28,8 @@
     X(bytes_out)              /* Record bytes queued out */                          \
     X(records_translated)     /* Connect Records re-issued for another MTP */        \
     X(records_before_handshake) /* UDS Records ignored before the handshake */       \
+    X(mqtt_will_ignored)      /* MQTT 3.1.1 will accepted and not kept */            \
+    X(mqtt_retain_ignored)    /* MQTT 3.1.1 PUBLISH retain flag not honoured */      \
     X(drop_malformed)         /* Record failed the header scan */                    \
     X(drop_spoofed)           /* from_id is not the connection's endpoint */         \
     X(drop_self_addressed)    /* to_id == from_id */                                 \

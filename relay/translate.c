@@ -36,7 +36,7 @@ struct rbuf *translate_connect(struct conn *dst, const struct rbuf *rb)
             dst->ops->alias_address(dst, from, h->from_id.len, alias, sizeof alias) < 0)
             return NULL;
         f.subscribed = alias;
-        f.connect_version = 0; /* STOMP V1_2; MQTT sets its own when it lands */
+        f.connect_version = dst->ops->connect_version ? dst->ops->connect_version(dst) : 0;
     }
     if (record_build(&f, &buf, &len) != 0)
         return NULL;
@@ -46,6 +46,7 @@ struct rbuf *translate_connect(struct conn *dst, const struct rbuf *rb)
     memcpy(out->data, buf, len);
     out->rx_ns = rb->rx_ns;
     out->origin_mtp = rb->origin_mtp;
+    out->qos = rb->qos;
     if ((rb->reply_to && rbuf_set_reply_to(out, rb->reply_to, strlen(rb->reply_to)) != 0) ||
         record_scan(out->data, out->len, dst->relay->cfg->max_endpoint_id_length, &out->hdr) != 0) {
         rbuf_unref(out);

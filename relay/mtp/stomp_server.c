@@ -511,7 +511,7 @@ static void on_send(struct stomp_conn *s, const struct stomp_frame *f, size_t he
         rbuf_unref(rb);
         goto done;
     }
-    forward_record(c, rb, span_from_str(dest, strlen(dest)));
+    forward_record(c, rb, ROUTER_DESTS, span_from_str(dest, strlen(dest)));
 done:
     send_receipt(c, receipt);
     free(dest);

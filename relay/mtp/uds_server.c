@@ -143,7 +143,7 @@ static void on_record(struct uds_conn *u, const struct uds_tlv *t, struct rbuf *
         return;
     }
     static const struct span none = {NULL, 0};
-    if (forward_record(c, rb, none) == STAT_drop_self_addressed)
+    if (forward_record(c, rb, ROUTER_IDS, none) == STAT_drop_self_addressed)
         uds_error(c, CLOSE_PROTOCOL, "cannot extract USP Record: to_id equals from_id");
 }
 

@@ -13,16 +13,20 @@ Fixtures (stable names, used by every tests/integration/test_*.py):
                  without starting anything (for ``usprelayd -t``).
 ``usprelayd``    path of the daemon binary; ``build_dir``: $USPRELAY_BUILD as a Path.
 
+Client helpers on Relay (closed at teardown): stomp_client/stomp_endpoint,
+uds_client/uds_endpoint, mqtt_client/mqtt_endpoint (raw uspwire.MqttClient, v5 or 3.1.1).
+
 Default config: relay.endpoint_id "self::usprelay", workers 2, shutdown_timeout 2 s, log
-level info; three listeners on fresh resources:
+level info; four listeners on fresh resources:
   "stomp"     STOMP on 127.0.0.1:<free port>                     -> Relay.stomp_port
   "uds"       UDS, no peer_endpoint_id (answers self::usprelay)   -> Relay.uds_path
   "uds-ctrl"  UDS, peer_endpoint_id = "self::usp-controller"      -> Relay.uds_ctrl_path
+  "mqtt"      MQTT 3.1.1/5.0 on 127.0.0.1:<free port>, defaults   -> Relay.mqtt_port
 Overrides (dicts merged key by key; a value None deletes the key; a nested dict is a
 group, e.g. stomp={"limits": {"max_record_size": 1024}}):
-  relay={...} log={...} limits={...} stomp={...} uds={...} uds_ctrl={...}
+  relay={...} log={...} limits={...} stomp={...} uds={...} uds_ctrl={...} mqtt={...}
   extra_listeners=[{...}, ...]     appended as given (name/type/... all yours)
-  listeners=[...]                  replaces the three defaults entirely
+  listeners=[...]                  replaces the four defaults entirely
   args=[...]                       extra command-line arguments (e.g. ["-d"])
   wait_ready=False                 return at once (for daemons expected to fail)
 
@@ -120,18 +124,22 @@ def _merge(base, over):
 class ConfigInfo:
     """Where a written config puts things."""
 
-    def __init__(self, stomp_port, uds_path, uds_ctrl_path, sections):
+    def __init__(self, stomp_port, uds_path, uds_ctrl_path, sections, mqtt_port=None):
         self.stomp_port = stomp_port
         self.uds_path = uds_path
         self.uds_ctrl_path = uds_ctrl_path
+        self.mqtt_port = mqtt_port
         self.sections = sections
 
 
 def write_config(path, sock_dir, *, tag="", relay=None, log=None, limits=None, stomp=None,
-                 uds=None, uds_ctrl=None, extra_listeners=(), listeners=None):
+                 uds=None, uds_ctrl=None, mqtt=None, extra_listeners=(), listeners=None):
     """Write a config to PATH (sockets in SOCK_DIR, named with TAG) and return a
     ConfigInfo."""
     port = free_port()
+    mqtt_port = free_port()
+    while mqtt_port == port:
+        mqtt_port = free_port()
     uds_path = os.path.join(str(sock_dir), "r%s.sock" % tag)
     ctrl_path = os.path.join(str(sock_dir), "c%s.sock" % tag)
     sections = {
@@ -147,10 +155,12 @@ def write_config(path, sock_dir, *, tag="", relay=None, log=None, limits=None, s
             _merge({"name": "uds", "type": "uds", "path": uds_path, "mode": "0600"}, uds),
             _merge({"name": "uds-ctrl", "type": "uds", "path": ctrl_path, "mode": "0600",
                     "peer_endpoint_id": CTRL_EID}, uds_ctrl),
+            _merge({"name": "mqtt", "type": "mqtt", "address": "127.0.0.1", "port": mqtt_port},
+                   mqtt),
         ]
     sections["listeners"] = list(listeners) + list(extra_listeners)
     Path(path).write_text(render_config(sections))
-    info = ConfigInfo(port, uds_path, ctrl_path, sections)
+    info = ConfigInfo(port, uds_path, ctrl_path, sections, mqtt_port)
     # What the listeners really use after overrides.
     for lst in sections["listeners"]:
         if lst.get("name") == "stomp" and "port" in lst:
@@ -159,6 +169,10 @@ def write_config(path, sock_dir, *, tag="", relay=None, log=None, limits=None, s
             info.uds_path = lst["path"]
         elif lst.get("name") == "uds-ctrl" and "path" in lst:
             info.uds_ctrl_path = lst["path"]
+        elif lst.get("name") == "mqtt" and "port" in lst:
+            info.mqtt_port = lst["port"]
+    if not any(lst.get("name") == "mqtt" for lst in sections["listeners"]):
+        info.mqtt_port = None
     return info
 
 
@@ -166,7 +180,7 @@ def write_config(path, sock_dir, *, tag="", relay=None, log=None, limits=None, s
 
 class Relay:
     """A running usprelayd. Attributes: proc, stomp_port, uds_path, uds_ctrl_path,
-    config_path, log_path, info (ConfigInfo)."""
+    mqtt_port, config_path, log_path, info (ConfigInfo)."""
 
     def __init__(self, exe, config_path, log_path, info, args, cwd):
         self.config_path = config_path
@@ -175,6 +189,7 @@ class Relay:
         self.stomp_port = info.stomp_port
         self.uds_path = info.uds_path
         self.uds_ctrl_path = info.uds_ctrl_path
+        self.mqtt_port = info.mqtt_port
         self._clients = []
         self._stopped = False     # the test stopped/killed it on purpose
         self._signalled = False   # a stop signal has been sent
@@ -218,9 +233,12 @@ class Relay:
 
     # -- lifecycle
     def wait_ready(self, timeout=READY_TIMEOUT):
-        """Until the STOMP port accepts and the UDS socket files exist."""
+        """Until the TCP (STOMP, MQTT) ports accept and the UDS socket files exist. With
+        a log level that shows connection closes, also until the relay has closed the
+        probe connections, so that none of them still holds a connection slot."""
         end = time.monotonic() + timeout
         need = self.info.sections["listeners"]
+        probes = 0
         while True:
             if self.proc.poll() is not None:
                 raise AssertionError("relay exited rc=%s during startup; log:\n%s"
@@ -232,17 +250,31 @@ class Relay:
                     p = p if os.path.isabs(p) else os.path.join(os.path.dirname(
                         str(self.config_path)), p)
                     ok = ok and os.path.exists(p)
-                elif lst.get("type") == "stomp" and ok:
+                elif lst.get("type") in ("stomp", "mqtt") and ok:
                     try:
                         socket.create_connection((lst["address"], lst["port"]), 0.5).close()
+                        probes += 1
                     except OSError:
                         ok = False
             if ok:
+                level = (self.info.sections.get("log") or {}).get("level", "info")
+                if probes and level in ("info", "debug"):
+                    self._wait_probes_closed(probes, end)
                 return
             if time.monotonic() > end:
                 raise AssertionError("relay not ready within %.0fs; log:\n%s"
                                      % (timeout, self.log()))
             time.sleep(0.02)
+
+    def _wait_probes_closed(self, probes, end):
+        pat = re.compile(r"event=(?:conn_close|conn_rejected) ")
+        while len(pat.findall(self.log())) < probes:
+            if self.proc.poll() is not None:
+                raise AssertionError("relay exited rc=%s during startup; log:\n%s"
+                                     % (self.proc.returncode, self.log()))
+            if time.monotonic() > end:
+                raise AssertionError("readiness probes never closed; log:\n%s" % self.log())
+            time.sleep(0.01)
 
     def send_signal(self, sig):
         """Send SIG. A stop signal makes stop() and the teardown only wait (a second
@@ -314,6 +346,29 @@ class Relay:
         peer = c.handshake(eid)
         if expect_peer is not None:
             assert peer == expect_peer
+        return c
+
+    def mqtt_client(self, timeout=5.0, port=None, level=5):
+        """A raw MqttClient connected (TCP only) to the MQTT listener."""
+        return self.track(uspwire.MqttClient(port or self.mqtt_port, timeout=timeout,
+                                             level=level))
+
+    def mqtt_endpoint(self, eid, *, level=5, client_id=None, subscribe=True, qos=1,
+                      port=None, **connect_kw):
+        """A MqttClient CONNECTed as EID (v5: user property usp-endpoint-id, client id
+        empty unless CLIENT_ID; 3.1.1: client id = CLIENT_ID or EID) and, by default,
+        SUBSCRIBEd with QOS to its topic (v5: CONNACK subscribe-topic; 3.1.1: the
+        default-template topic + "/#", as obuspa does), the SUBACK checked."""
+        c = self.mqtt_client(port=port, level=level)
+        if level == 5:
+            c.connect(client_id or "", eid=eid, **connect_kw)
+        else:
+            c.connect(client_id or eid, **connect_kw)
+            c.eid = eid
+            c.topic = uspwire.mqtt_topic(eid)
+        if subscribe:
+            f = c.topic if level == 5 else c.topic + "/#"
+            assert c.subscribe(f, qos=qos) == [qos]
         return c
 
     def close_clients(self):

@@ -9,8 +9,13 @@ Everything a test needs to talk to a real relay, in pure Python and blocking soc
 * ``StompClient``: a raw STOMP 1.2 client (CONNECT/STOMP, SUBSCRIBE, SEND, content-length
   aware frame reader that skips heart-beat EOLs and counts them).
 * ``UdsClient``: a raw USP UDS client (``_USP`` frames, TLVs, handshake, Records).
+* ``MqttClient``: a raw MQTT 3.1.1 / 5.0 client (CONNECT with any flags, will and v5
+  properties incl. user properties; SUBSCRIBE/UNSUBSCRIBE; PUBLISH QoS 0/1/2 with the
+  acks; PINGREQ; a decoder for every server packet), and the packet builders under it
+  (``mqtt_*_packet``, ``mqtt_props``) for bytes no library would send.
 
-Wire facts: /work/shared/spec/usp-mtp-notes.md §1 (Record), §4 (STOMP), §6 (UDS).
+Wire facts: /work/shared/spec/usp-mtp-notes.md §1 (Record), §4 (STOMP), §5 (MQTT),
+§6 (UDS).
 Nothing here sleeps blindly: reads block with a timeout and raise ``TimeoutError``; a
 peer close raises ``Closed``.
 """
@@ -659,3 +664,499 @@ class UdsClient(_SockClient):
         except TimeoutError:
             return
         raise AssertionError("unexpected TLV type %d %r" % (t, v[:100]))
+
+
+# ----------------------------------------------------------------- MQTT
+
+(MQTT_CONNECT, MQTT_CONNACK, MQTT_PUBLISH, MQTT_PUBACK, MQTT_PUBREC, MQTT_PUBREL, MQTT_PUBCOMP,
+ MQTT_SUBSCRIBE, MQTT_SUBACK, MQTT_UNSUBSCRIBE, MQTT_UNSUBACK, MQTT_PINGREQ, MQTT_PINGRESP,
+ MQTT_DISCONNECT, MQTT_AUTH) = range(1, 16)
+MQTT_TYPE_NAMES = {v: k[5:] for k, v in list(globals().items())
+                   if k.startswith("MQTT_") and isinstance(v, int) and 1 <= v <= 15}
+
+MQTT_CONTENT_TYPE = "usp.msg"
+
+# v5 property identifiers (MQTT 5.0 §2.2.2.2) and how each value is written.
+P_PAYLOAD_FORMAT, P_MESSAGE_EXPIRY, P_CONTENT_TYPE = 0x01, 0x02, 0x03
+P_RESPONSE_TOPIC, P_CORRELATION_DATA, P_SUBSCRIPTION_ID = 0x08, 0x09, 0x0B
+P_SESSION_EXPIRY, P_ASSIGNED_CLIENT_ID, P_SERVER_KEEP_ALIVE = 0x11, 0x12, 0x13
+P_AUTH_METHOD, P_AUTH_DATA, P_REQUEST_PROBLEM_INFO, P_WILL_DELAY = 0x15, 0x16, 0x17, 0x18
+P_REQUEST_RESPONSE_INFO, P_RESPONSE_INFO, P_SERVER_REFERENCE = 0x19, 0x1A, 0x1C
+P_REASON_STRING, P_RECEIVE_MAXIMUM, P_TOPIC_ALIAS_MAX, P_TOPIC_ALIAS = 0x1F, 0x21, 0x22, 0x23
+P_MAX_QOS, P_RETAIN_AVAILABLE, P_USER_PROPERTY, P_MAX_PACKET_SIZE = 0x24, 0x25, 0x26, 0x27
+P_WILDCARD_AVAILABLE, P_SUB_ID_AVAILABLE, P_SHARED_AVAILABLE = 0x28, 0x29, 0x2A
+_PROP_KIND = {
+    0x01: "byte", 0x02: "u32", 0x03: "str", 0x08: "str", 0x09: "bin", 0x0B: "vbi",
+    0x11: "u32", 0x12: "str", 0x13: "u16", 0x15: "str", 0x16: "bin", 0x17: "byte",
+    0x18: "u32", 0x19: "byte", 0x1A: "str", 0x1C: "str", 0x1F: "str", 0x21: "u16",
+    0x22: "u16", 0x23: "u16", 0x24: "byte", 0x25: "byte", 0x26: "pair", 0x27: "u32",
+    0x28: "byte", 0x29: "byte", 0x2A: "byte",
+}
+
+
+def mqtt_vbi(n):
+    """MQTT Variable Byte Integer (minimal encoding)."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def mqtt_str(s):
+    """A two-byte-length-prefixed MQTT string or binary field."""
+    if isinstance(s, str):
+        s = s.encode()
+    return struct.pack(">H", len(s)) + s
+
+
+def mqtt_props(props):
+    """v5 property list (with its length) from PROPS: a dict or a sequence of (id, value);
+    a user property's value is a (key, value) pair. Ids not in the table are written as
+    raw bytes (for malformed-property tests)."""
+    items = props.items() if isinstance(props, dict) else props
+    out = bytearray()
+    for pid, v in items:
+        kind = _PROP_KIND.get(pid)
+        out += mqtt_vbi(pid)
+        if kind == "byte":
+            out.append(v)
+        elif kind == "u16":
+            out += struct.pack(">H", v)
+        elif kind == "u32":
+            out += struct.pack(">I", v)
+        elif kind == "vbi":
+            out += mqtt_vbi(v)
+        elif kind in ("str", "bin"):
+            out += mqtt_str(v)
+        elif kind == "pair":
+            out += mqtt_str(v[0]) + mqtt_str(v[1])
+        else:
+            out += v
+    return mqtt_vbi(len(out)) + bytes(out)
+
+
+def mqtt_packet(ptype, flags, body):
+    """Fixed header (type, flags, Remaining Length) + BODY."""
+    return bytes([(ptype << 4) | flags]) + mqtt_vbi(len(body)) + body
+
+
+def mqtt_connect_packet(client_id="", *, level=5, clean=True, keepalive=0, username=None,
+                        password=None, will=None, props=(), will_props=(), proto_name="MQTT"):
+    """CONNECT. WILL: dict(topic, payload, qos=0, retain=False). PROPS / WILL_PROPS: v5
+    properties (ignored for level 4)."""
+    flags = 0x02 if clean else 0
+    payload = mqtt_str(client_id)
+    if will is not None:
+        flags |= 0x04 | (will.get("qos", 0) << 3) | (0x20 if will.get("retain") else 0)
+        if level == 5:
+            payload += mqtt_props(will_props)
+        payload += mqtt_str(will["topic"]) + mqtt_str(will.get("payload", b""))
+    if username is not None:
+        flags |= 0x80
+        payload += mqtt_str(username)
+    if password is not None:
+        flags |= 0x40
+        payload += mqtt_str(password)
+    var = mqtt_str(proto_name) + bytes([level, flags]) + struct.pack(">H", keepalive)
+    if level == 5:
+        var += mqtt_props(props)
+    return mqtt_packet(MQTT_CONNECT, 0, var + payload)
+
+
+def mqtt_publish_packet(topic, payload, *, level=5, qos=0, retain=False, dup=False, pid=None,
+                        props=()):
+    flags = (qos << 1) | (0x01 if retain else 0) | (0x08 if dup else 0)
+    body = mqtt_str(topic)
+    if qos:
+        body += struct.pack(">H", pid)
+    if level == 5:
+        body += mqtt_props(props)
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return mqtt_packet(MQTT_PUBLISH, flags, body + payload)
+
+
+def mqtt_subscribe_packet(pid, filters, *, level=5, props=()):
+    """SUBSCRIBE; FILTERS: [(filter, options byte)] (options: QoS in the low bits)."""
+    body = struct.pack(">H", pid) + (mqtt_props(props) if level == 5 else b"")
+    for f, opts in filters:
+        body += mqtt_str(f) + bytes([opts])
+    return mqtt_packet(MQTT_SUBSCRIBE, 0x02, body)
+
+
+def mqtt_unsubscribe_packet(pid, filters, *, level=5, props=()):
+    body = struct.pack(">H", pid) + (mqtt_props(props) if level == 5 else b"")
+    for f in filters:
+        body += mqtt_str(f)
+    return mqtt_packet(MQTT_UNSUBSCRIBE, 0x02, body)
+
+
+def mqtt_ack_packet(ptype, pid, *, level=5, reason=None):
+    """PUBACK/PUBREC/PUBREL/PUBCOMP (PUBREL carries the 0010 flags)."""
+    body = struct.pack(">H", pid)
+    if level == 5 and reason is not None:
+        body += bytes([reason])
+    return mqtt_packet(ptype, 0x02 if ptype == MQTT_PUBREL else 0, body)
+
+
+def _read_vbi(buf, off):
+    n = shift = 0
+    for _ in range(4):
+        if off >= len(buf):
+            raise ValueError("truncated variable byte integer")
+        b = buf[off]
+        off += 1
+        n |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return n, off
+        shift += 7
+    raise ValueError("variable byte integer longer than 4 bytes")
+
+
+def _read_mstr(buf, off):
+    if off + 2 > len(buf):
+        raise ValueError("truncated string length")
+    (n,) = struct.unpack_from(">H", buf, off)
+    off += 2
+    if off + n > len(buf):
+        raise ValueError("string past the end")
+    return bytes(buf[off:off + n]), off + n
+
+
+def mqtt_parse_props(buf, off):
+    """(props dict id -> value (str fields decoded; user properties as a list of (key,
+    value) under P_USER_PROPERTY), offset after them)."""
+    ln, off = _read_vbi(buf, off)
+    end = off + ln
+    if end > len(buf):
+        raise ValueError("properties past the end")
+    props = {}
+    while off < end:
+        pid, off = _read_vbi(buf, off)
+        kind = _PROP_KIND.get(pid)
+        if kind == "byte":
+            v = buf[off]
+            off += 1
+        elif kind == "u16":
+            (v,) = struct.unpack_from(">H", buf, off)
+            off += 2
+        elif kind == "u32":
+            (v,) = struct.unpack_from(">I", buf, off)
+            off += 4
+        elif kind == "vbi":
+            v, off = _read_vbi(buf, off)
+        elif kind == "str":
+            v, off = _read_mstr(buf, off)
+            v = v.decode()
+        elif kind == "bin":
+            v, off = _read_mstr(buf, off)
+        elif kind == "pair":
+            k, off = _read_mstr(buf, off)
+            val, off = _read_mstr(buf, off)
+            props.setdefault(P_USER_PROPERTY, []).append((k.decode(), val.decode()))
+            continue
+        else:
+            raise ValueError("unknown property id 0x%02x" % pid)
+        if pid in props and pid != P_SUBSCRIPTION_ID:
+            raise ValueError("property 0x%02x repeated" % pid)
+        props[pid] = v
+    if off != end:
+        raise ValueError("property overruns its list")
+    return props, end
+
+
+@dataclasses.dataclass
+class MqttPacket:
+    type: int
+    flags: int
+    body: bytes
+    level: int
+    reason: int = 0          # CONNACK code / v5 reason of an ack or DISCONNECT
+    session_present: int = 0
+    pid: int = 0
+    props: dict = dataclasses.field(default_factory=dict)
+    topic: str = ""
+    payload: bytes = b""
+    qos: int = 0
+    retain: int = 0
+    dup: int = 0
+    reasons: list = dataclasses.field(default_factory=list)   # SUBACK / UNSUBACK
+
+    @property
+    def name(self):
+        return MQTT_TYPE_NAMES.get(self.type, "TYPE%d" % self.type)
+
+    @property
+    def user_props(self):
+        return self.props.get(P_USER_PROPERTY, [])
+
+    def user_prop(self, key):
+        vals = [v for k, v in self.user_props if k == key]
+        return vals[0] if vals else None
+
+    def __repr__(self):
+        extra = ""
+        if self.type == MQTT_PUBLISH:
+            extra = " topic=%r qos=%d pid=%d retain=%d len=%d" % (
+                self.topic, self.qos, self.pid, self.retain, len(self.payload))
+        elif self.type in (MQTT_CONNACK, MQTT_DISCONNECT, MQTT_PUBACK, MQTT_PUBREC,
+                           MQTT_PUBREL, MQTT_PUBCOMP):
+            extra = " reason=0x%02x pid=%d" % (self.reason, self.pid)
+        elif self.type in (MQTT_SUBACK, MQTT_UNSUBACK):
+            extra = " pid=%d reasons=%s" % (self.pid, ["0x%02x" % r for r in self.reasons])
+        return "<%s%s props=%r>" % (self.name, extra, self.props)
+
+
+def mqtt_parse(ptype, flags, body, level):
+    """Decode a packet the relay sent (server-to-client types) for session LEVEL."""
+    p = MqttPacket(ptype, flags, bytes(body), level)
+    b = p.body
+    if ptype == MQTT_CONNACK:
+        p.session_present, p.reason = b[0] & 1, b[1]
+        if level == 5 and len(b) > 2:
+            p.props, end = mqtt_parse_props(b, 2)
+            assert end == len(b), "bytes after CONNACK properties"
+        else:
+            assert len(b) == 2, "3.1.1 CONNACK body is 2 bytes, got %d" % len(b)
+    elif ptype == MQTT_PUBLISH:
+        p.qos, p.retain, p.dup = (flags >> 1) & 3, flags & 1, (flags >> 3) & 1
+        t, off = _read_mstr(b, 0)
+        p.topic = t.decode()
+        if p.qos:
+            (p.pid,) = struct.unpack_from(">H", b, off)
+            off += 2
+        if level == 5:
+            p.props, off = mqtt_parse_props(b, off)
+        p.payload = b[off:]
+    elif ptype in (MQTT_PUBACK, MQTT_PUBREC, MQTT_PUBREL, MQTT_PUBCOMP):
+        (p.pid,) = struct.unpack_from(">H", b, 0)
+        if level == 5 and len(b) > 2:
+            p.reason = b[2]
+            if len(b) > 3:
+                p.props, _ = mqtt_parse_props(b, 3)
+        else:
+            assert len(b) == 2 or level == 5, "3.1.1 ack body is 2 bytes"
+    elif ptype in (MQTT_SUBACK, MQTT_UNSUBACK):
+        (p.pid,) = struct.unpack_from(">H", b, 0)
+        off = 2
+        if level == 5:
+            p.props, off = mqtt_parse_props(b, off)
+        p.reasons = list(b[off:])
+    elif ptype in (MQTT_DISCONNECT, MQTT_AUTH):
+        if b:
+            p.reason = b[0]
+            if len(b) > 1:
+                p.props, _ = mqtt_parse_props(b, 1)
+    elif ptype == MQTT_PINGRESP:
+        assert not b, "PINGRESP with a body"
+    return p
+
+
+def mqtt_topic(eid, template="usp/endpoint/{eid}"):
+    """The topic the relay gives endpoint EID with TEMPLATE (the EID is put in as is)."""
+    return template.replace("{eid}", eid)
+
+
+def reply_to_suffix(reply_topic):
+    """3.1.1 reply-to suffix (R-MQTT.24): "/reply-to=" + the topic with '/' as %2F."""
+    return "/reply-to=" + reply_topic.replace("/", "%2F")
+
+
+class MqttClient(_SockClient):
+    """Raw MQTT 3.1.1 (level 4) / 5.0 (level 5) client over TCP: builds any packet,
+    reads and decodes what the relay sends. Packet ids for our QoS > 0 PUBLISH /
+    SUBSCRIBE come from next_pid()."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=5.0, level=5):
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().__init__(sock, timeout)
+        self.level = level
+        self.connack = None
+        self.eid = None
+        self.client_id = None
+        self.topic = None          # subscribe-topic from CONNACK (v5)
+        self.packets = []          # received and not yet consumed
+        self._pid = 0
+
+    def next_pid(self):
+        self._pid = self._pid % 65535 + 1
+        return self._pid
+
+    # -- output
+    def send_packet(self, data):
+        self.send_raw(data)
+
+    def connect(self, client_id="", *, eid=None, level=None, expect=0, props=None,
+                request_response_info=False, timeout=None, **kw):
+        """CONNECT as CLIENT_ID; v5 adds user property usp-endpoint-id = EID when given
+        (PROPS: further v5 properties, a list of (id, value)). Returns the CONNACK,
+        asserting its reason is EXPECT unless EXPECT is None."""
+        if level is not None:
+            self.level = level
+        pr = list(props or ())
+        if self.level == 5 and eid is not None:
+            pr.append((P_USER_PROPERTY, ("usp-endpoint-id", eid)))
+        if self.level == 5 and request_response_info:
+            pr.append((P_REQUEST_RESPONSE_INFO, 1))
+        self.send_packet(mqtt_connect_packet(client_id, level=self.level, props=pr, **kw))
+        p = self.recv_packet(timeout)
+        assert p.type == MQTT_CONNACK, "expected CONNACK, got %r" % p
+        if expect is not None:
+            assert p.reason == expect, "CONNACK reason 0x%02x, expected 0x%02x (%r)" % (
+                p.reason, expect, p)
+        self.connack = p
+        if p.reason == 0:
+            self.client_id = p.props.get(P_ASSIGNED_CLIENT_ID, client_id)
+            self.eid = eid if eid is not None else (client_id or None)
+            self.topic = p.user_prop("subscribe-topic")
+        return p
+
+    def subscribe(self, filters, *, qos=1, props=(), timeout=None):
+        """SUBSCRIBE to FILTERS (a filter, or a list of filters / (filter, options)) and
+        return the SUBACK reason codes."""
+        if isinstance(filters, str):
+            filters = [filters]
+        fl = [(f, qos) if isinstance(f, str) else f for f in filters]
+        pid = self.next_pid()
+        self.send_packet(mqtt_subscribe_packet(pid, fl, level=self.level, props=props))
+        p = self.recv_type(MQTT_SUBACK, timeout)
+        assert p.pid == pid, "SUBACK for %d, expected %d" % (p.pid, pid)
+        assert len(p.reasons) == len(fl), "SUBACK has %d codes for %d filters" % (
+            len(p.reasons), len(fl))
+        return p.reasons
+
+    def unsubscribe(self, filters, timeout=None):
+        pid = self.next_pid()
+        self.send_packet(mqtt_unsubscribe_packet(pid, filters, level=self.level))
+        p = self.recv_type(MQTT_UNSUBACK, timeout)
+        assert p.pid == pid
+        return p.reasons
+
+    def publish(self, topic, payload, *, qos=0, retain=False, dup=False, pid=None, props=(),
+                wait=True, timeout=None):
+        """PUBLISH; for QoS 1/2 with WAIT returns the PUBACK / PUBREC (checked for the pid).
+        Returns the packet id used (0 for QoS 0) when not waiting."""
+        if qos and pid is None:
+            pid = self.next_pid()
+        self.send_packet(mqtt_publish_packet(topic, payload, level=self.level, qos=qos,
+                                             retain=retain, dup=dup, pid=pid, props=props))
+        if not qos or not wait:
+            return pid or 0
+        p = self.recv_type(MQTT_PUBACK if qos == 1 else MQTT_PUBREC, timeout)
+        assert p.pid == pid, "%s for %d, expected %d" % (p.name, p.pid, pid)
+        return p
+
+    def send_record(self, record, topic=None, *, reply_to=None, qos=0, content_type=None,
+                    props=(), **kw):
+        """Publish RECORD. TOPIC defaults to the default-template topic of its to_id.
+        REPLY_TO: v5 Response Topic, 3.1.1 "/reply-to=" suffix (default: our own
+        subscribe topic when known; "" for none). v5 CONTENT_TYPE defaults to usp.msg
+        ("" for none)."""
+        if topic is None:
+            topic = mqtt_topic(decode_record(record).to_id)
+        reply = self.topic if reply_to is None else reply_to
+        pr = list(props)
+        if self.level == 5:
+            ct = MQTT_CONTENT_TYPE if content_type is None else content_type
+            if ct:
+                pr.append((P_CONTENT_TYPE, ct))
+            if reply:
+                pr.append((P_RESPONSE_TOPIC, reply))
+        elif reply:
+            topic += reply_to_suffix(reply)
+        return self.publish(topic, record, qos=qos, props=pr, **kw)
+
+    def send_ack(self, ptype, pid, reason=None):
+        self.send_packet(mqtt_ack_packet(ptype, pid, level=self.level, reason=reason))
+
+    def ping(self, timeout=None):
+        self.send_packet(mqtt_packet(MQTT_PINGREQ, 0, b""))
+        self.recv_type(MQTT_PINGRESP, timeout)
+
+    def disconnect(self, reason=None):
+        body = bytes([reason]) if (reason is not None and self.level == 5) else b""
+        self.send_packet(mqtt_packet(MQTT_DISCONNECT, 0, body))
+
+    # -- input
+    def _read_packet(self, d):
+        while True:
+            if self.buf:
+                try:
+                    n, off = _read_vbi(self.buf, 1)
+                except ValueError as e:
+                    if len(self.buf) >= 5:
+                        raise AssertionError("bad Remaining Length from the relay: %s" % e)
+                    n = None
+                if n is not None and len(self.buf) >= off + n:
+                    first = self.buf[0]
+                    body = bytes(self.buf[off:off + n])
+                    del self.buf[:off + n]
+                    return mqtt_parse(first >> 4, first & 15, body, self.level)
+            self._fill(d)
+
+    def recv_packet(self, timeout=None):
+        """Next packet (decoded). Raises Closed / TimeoutError."""
+        if self.packets:
+            return self.packets.pop(0)
+        return self._read_packet(_Deadline(self.timeout if timeout is None else timeout))
+
+    def recv_type(self, ptype, timeout=None):
+        """Next packet of PTYPE; PUBLISHes met on the way are kept for recv_publish; any
+        other type is an error."""
+        d = _Deadline(self.timeout if timeout is None else timeout)
+        for i, p in enumerate(self.packets):
+            if p.type == ptype:
+                return self.packets.pop(i)
+        while True:
+            p = self._read_packet(d)
+            if p.type == ptype:
+                return p
+            assert p.type == MQTT_PUBLISH, "expected %s, got %r" % (
+                MQTT_TYPE_NAMES[ptype], p)
+            self.packets.append(p)
+
+    def recv_publish(self, timeout=None, ack=True):
+        """Next PUBLISH; a QoS 1 one is PUBACKed when ACK."""
+        p = self.recv_packet(timeout)
+        assert p.type == MQTT_PUBLISH, "expected PUBLISH, got %r" % p
+        if ack and p.qos == 1:
+            self.send_ack(MQTT_PUBACK, p.pid)
+        return p
+
+    def recv_record(self, timeout=None):
+        return self.recv_publish(timeout).payload
+
+    def expect_nothing(self, timeout=0.3):
+        """No packet arrives within TIMEOUT and the connection stays open."""
+        if self.packets:
+            raise AssertionError("unexpected %r" % self.packets[0])
+        try:
+            p = self.recv_packet(timeout)
+        except TimeoutError:
+            return
+        raise AssertionError("unexpected %r" % p)
+
+    def expect_disconnect(self, reason, timeout=None):
+        """v5: the next packet is DISCONNECT with REASON, then the relay closes. 3.1.1:
+        the relay just closes (nothing more arrives). Returns the DISCONNECT (or None)."""
+        t = self.timeout if timeout is None else timeout
+        if self.level != 5:
+            rest = self.wait_closed(t)
+            assert rest == b"" and not self.packets, "data before close: %r" % rest[:100]
+            return None
+        p = self.recv_packet(t)
+        assert p.type == MQTT_DISCONNECT, "expected DISCONNECT, got %r" % p
+        assert p.reason == reason, "DISCONNECT reason 0x%02x, expected 0x%02x (%r)" % (
+            p.reason, reason, p)
+        rest = self.wait_closed(t)
+        assert rest == b"", "bytes after DISCONNECT: %r" % rest[:100]
+        return p
+
+    def expect_close(self, timeout=None):
+        """The relay closes without sending anything (more)."""
+        rest = self.wait_closed(self.timeout if timeout is None else timeout)
+        assert rest == b"" and not self.packets, "data before close: %r" % rest[:100]
