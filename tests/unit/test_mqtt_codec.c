@@ -1,7 +1,7 @@
 /* test_mqtt_codec.c — Check suite for relay/mtp/mqtt_codec (MQTT 3.1.1 and 5.0).
  *
  * Every decoder input is first copied so that it ends exactly at a PROT_NONE page
- * (at_guard), so reading even one byte past a packet faults, with or without ASan. Packets
+ * (guard_place), so reading even one byte past a packet faults, with or without ASan. Packets
  * are hand-written bytes (literals, or built field by field with struct bb, never with the
  * encoders under test); the property tests carry their own copy of the MQTT 5.0 property
  * table, so a wrong entry in the codec's table shows up as a disagreement.
@@ -14,38 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-/* ------------------------------------------------------------------ guard page */
-
-#define GUARD_DATA_PAGES 16
-
-static uint8_t *g_data; /* readable area; the page after it is PROT_NONE */
-static size_t g_data_len;
-
-static void guard_init(void)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    g_data_len = page * GUARD_DATA_PAGES;
-    uint8_t *m = mmap(NULL, g_data_len + page, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED || mprotect(m + g_data_len, page, PROT_NONE) != 0) {
-        perror("guard_init");
-        exit(2);
-    }
-    g_data = m;
-}
-
-/* Copy N bytes of P so that they end right before the guard page. */
-static const uint8_t *at_guard(const void *p, size_t n)
-{
-    ck_assert_uint_le(n, g_data_len);
-    uint8_t *dst = g_data + g_data_len - n;
-    if (n > 0)
-        memmove(dst, p, n);
-    return dst;
-}
+#include "tests/unit/guard_page.h"
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -134,7 +104,7 @@ union decoded {
 static int decode_any(const uint8_t *pkt, size_t n, uint8_t level, union decoded *u,
                       struct mqtt_fixed *fh)
 {
-    const uint8_t *g = at_guard(pkt, n);
+    const uint8_t *g = guard_place(pkt, n);
     long sz = mqtt_packet_size(g, n, 0, fh);
     if (sz <= 0)
         return (int)sz;
@@ -173,7 +143,7 @@ START_TEST(test_fixed_header_flags)
     for (unsigned type = 0; type < 16; type++) {
         for (unsigned flags = 0; flags < 16; flags++) {
             uint8_t b[2] = {(uint8_t)(type << 4 | flags), 0};
-            long r = mqtt_packet_size(at_guard(b, 2), 2, 0, &fh);
+            long r = mqtt_packet_size(guard_place(b, 2), 2, 0, &fh);
             long want;
             if (type == 0)
                 want = MQTT_ERR_BAD_FLAGS;
@@ -187,7 +157,7 @@ START_TEST(test_fixed_header_flags)
                 want = flags == 0 ? 2 : MQTT_ERR_BAD_FLAGS;
             ck_assert_msg(r == want, "type %u flags %u: %ld, want %ld", type, flags, r, want);
             /* The first byte alone already decides errors. */
-            long r1 = mqtt_packet_size(at_guard(b, 1), 1, 0, &fh);
+            long r1 = mqtt_packet_size(guard_place(b, 1), 1, 0, &fh);
             ck_assert_int_eq(r1, want < 0 ? want : MQTT_NEED_MORE);
             if (r == 2) {
                 ck_assert_uint_eq(fh.type, type);
@@ -200,9 +170,9 @@ START_TEST(test_fixed_header_flags)
     ck_assert_int_eq(mqtt_packet_size(NULL, 0, 0, &fh), MQTT_NEED_MORE);
     /* PINGREQ / PINGRESP never have a body. */
     uint8_t ping[2] = {0xC0, 0x01};
-    ck_assert_int_eq(mqtt_packet_size(at_guard(ping, 2), 2, 0, &fh), MQTT_ERR_MALFORMED);
+    ck_assert_int_eq(mqtt_packet_size(guard_place(ping, 2), 2, 0, &fh), MQTT_ERR_MALFORMED);
     ping[0] = 0xD0;
-    ck_assert_int_eq(mqtt_packet_size(at_guard(ping, 2), 2, 0, &fh), MQTT_ERR_MALFORMED);
+    ck_assert_int_eq(mqtt_packet_size(guard_place(ping, 2), 2, 0, &fh), MQTT_ERR_MALFORMED);
 }
 END_TEST
 
@@ -227,13 +197,13 @@ START_TEST(test_remaining_length_edges)
         memcpy(b + 1, ok[i].len.b, ok[i].len.n);
         size_t hl = 1 + ok[i].len.n;
         for (size_t k = 0; k < hl; k++)
-            ck_assert_int_eq(mqtt_packet_size(at_guard(b, k), k, 0, &fh), MQTT_NEED_MORE);
-        long r = mqtt_packet_size(at_guard(b, hl), hl, 0, &fh);
+            ck_assert_int_eq(mqtt_packet_size(guard_place(b, k), k, 0, &fh), MQTT_NEED_MORE);
+        long r = mqtt_packet_size(guard_place(b, hl), hl, 0, &fh);
         ck_assert_int_eq(r, (long)(hl + ok[i].value));
         ck_assert_uint_eq(fh.remaining, ok[i].value);
         ck_assert_uint_eq(fh.header_len, hl);
         /* Bytes after the header do not change the answer. */
-        ck_assert_int_eq(mqtt_packet_size(at_guard(b, hl + 2), hl + 2, 0, &fh), r);
+        ck_assert_int_eq(mqtt_packet_size(guard_place(b, hl + 2), hl + 2, 0, &fh), r);
     }
     const struct pkt bad[] = {
         PKT(0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01), /* 5 bytes */
@@ -244,13 +214,13 @@ START_TEST(test_remaining_length_edges)
         PKT(0x30, 0x80, 0x80, 0x80, 0x00),
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        long r = mqtt_packet_size(at_guard(bad[i].b, bad[i].n), bad[i].n, 0, &fh);
+        long r = mqtt_packet_size(guard_place(bad[i].b, bad[i].n), bad[i].n, 0, &fh);
         ck_assert_msg(r == MQTT_ERR_REMAINING_LENGTH, "bad %zu: %ld", i, r);
     }
     /* The 5-byte case is known after 5 bytes, with nothing more needed. */
-    ck_assert_int_eq(mqtt_packet_size(at_guard(bad[1].b, 5), 5, 0, &fh),
+    ck_assert_int_eq(mqtt_packet_size(guard_place(bad[1].b, 5), 5, 0, &fh),
                      MQTT_ERR_REMAINING_LENGTH);
-    ck_assert_int_eq(mqtt_packet_size(at_guard(bad[1].b, 4), 4, 0, &fh), MQTT_NEED_MORE);
+    ck_assert_int_eq(mqtt_packet_size(guard_place(bad[1].b, 4), 4, 0, &fh), MQTT_NEED_MORE);
 }
 END_TEST
 
@@ -258,18 +228,18 @@ START_TEST(test_max_packet_boundary)
 {
     struct mqtt_fixed fh;
     uint8_t b[3] = {0x30, 0x80, 0x01}; /* 128-byte body: 131 bytes in all */
-    const uint8_t *g = at_guard(b, 3);
+    const uint8_t *g = guard_place(b, 3);
     ck_assert_int_eq(mqtt_packet_size(g, 3, 131, &fh), 131);
     ck_assert_int_eq(mqtt_packet_size(g, 3, 130, &fh), MQTT_ERR_TOO_LARGE);
     ck_assert_int_eq(mqtt_packet_size(g, 3, 0, &fh), 131); /* 0 = no limit */
     ck_assert_int_eq(mqtt_packet_size(g, 3, 1, &fh), MQTT_ERR_TOO_LARGE);
     /* Without the body: the declared size decides. */
     uint8_t huge[5] = {0x30, 0xFF, 0xFF, 0xFF, 0x7F};
-    ck_assert_int_eq(mqtt_packet_size(at_guard(huge, 5), 5, 1u << 20, &fh), MQTT_ERR_TOO_LARGE);
-    ck_assert_int_eq(mqtt_packet_size(at_guard(huge, 5), 5, UINT32_MAX, &fh), 268435460L);
+    ck_assert_int_eq(mqtt_packet_size(guard_place(huge, 5), 5, 1u << 20, &fh), MQTT_ERR_TOO_LARGE);
+    ck_assert_int_eq(mqtt_packet_size(guard_place(huge, 5), 5, UINT32_MAX, &fh), 268435460L);
     uint8_t two[2] = {0xE0, 0x00};
-    ck_assert_int_eq(mqtt_packet_size(at_guard(two, 2), 2, 2, &fh), 2);
-    ck_assert_int_eq(mqtt_packet_size(at_guard(two, 2), 2, 1, &fh), MQTT_ERR_TOO_LARGE);
+    ck_assert_int_eq(mqtt_packet_size(guard_place(two, 2), 2, 2, &fh), 2);
+    ck_assert_int_eq(mqtt_packet_size(guard_place(two, 2), 2, 1, &fh), MQTT_ERR_TOO_LARGE);
 }
 END_TEST
 
@@ -502,7 +472,7 @@ START_TEST(test_publish)
     const struct pkt nopay = PKT(0x30, 0x03, 0, 1, 't');
     ck_assert_int_eq(decode_any(nopay.b, nopay.n, 4, &u, &fh), 0);
     ck_assert_uint_eq(u.p.payload.len, 0);
-    ck_assert_ptr_eq(u.p.payload.ptr, g_data + g_data_len);
+    ck_assert_ptr_eq(u.p.payload.ptr, guard_end());
 
     const struct {
         struct pkt p;
@@ -532,10 +502,10 @@ START_TEST(test_publish)
         ck_assert_msg(r == bad[i].want, "bad %zu: %d (%s)", i, r, mqtt_err_name(r));
     }
     /* The decoder checks FLAGS itself too, and its level argument. */
-    ck_assert_int_eq(mqtt_decode_publish(at_guard("\0\1t", 3), 3, 0x06, 4, &u.p), MQTT_ERR_QOS);
-    ck_assert_int_eq(mqtt_decode_publish(at_guard("\0\1t", 3), 3, 0x08, 4, &u.p),
+    ck_assert_int_eq(mqtt_decode_publish(guard_place("\0\1t", 3), 3, 0x06, 4, &u.p), MQTT_ERR_QOS);
+    ck_assert_int_eq(mqtt_decode_publish(guard_place("\0\1t", 3), 3, 0x08, 4, &u.p),
                      MQTT_ERR_BAD_FLAGS);
-    ck_assert_int_eq(mqtt_decode_publish(at_guard("\0\1t", 3), 3, 0, 3, &u.p),
+    ck_assert_int_eq(mqtt_decode_publish(guard_place("\0\1t", 3), 3, 0, 3, &u.p),
                      MQTT_ERR_PROTOCOL_LEVEL);
 }
 END_TEST
@@ -624,9 +594,9 @@ START_TEST(test_acks)
         int r = decode_any(bad[i].p.b, bad[i].p.n, bad[i].level, &u, &fh);
         ck_assert_msg(r == bad[i].want, "bad ack %zu: %d", i, r);
     }
-    ck_assert_int_eq(mqtt_decode_ack(at_guard("\0\1", 2), 2, MQTT_PUBLISH, 4, &u.a),
+    ck_assert_int_eq(mqtt_decode_ack(guard_place("\0\1", 2), 2, MQTT_PUBLISH, 4, &u.a),
                      MQTT_ERR_BAD_FLAGS);
-    ck_assert_int_eq(mqtt_decode_ack(at_guard("\0\1", 2), 2, MQTT_PUBACK, 0, &u.a),
+    ck_assert_int_eq(mqtt_decode_ack(guard_place("\0\1", 2), 2, MQTT_PUBACK, 0, &u.a),
                      MQTT_ERR_PROTOCOL_LEVEL);
 }
 END_TEST
@@ -1183,7 +1153,7 @@ START_TEST(test_utf8)
         {PKT(0xC2, 0xC2, 0x80), 0},
     };
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        const uint8_t *g = at_guard(v[i].s.b, v[i].s.n);
+        const uint8_t *g = guard_place(v[i].s.b, v[i].s.n);
         ck_assert_msg(mqtt_utf8_valid(g, v[i].s.n) == v[i].ok, "utf8 case %zu", i);
     }
     ck_assert_int_eq(mqtt_utf8_valid(NULL, 0), 1);
@@ -1206,9 +1176,9 @@ START_TEST(test_topic_validity)
     };
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         size_t n = strlen(v[i].s);
-        struct mqtt_span s = {at_guard(v[i].s, n), n};
+        struct mqtt_span s = {guard_place(v[i].s, n), n};
         ck_assert_msg(mqtt_topic_name_valid(s) == v[i].name, "name '%s'", v[i].s);
-        s.ptr = at_guard(v[i].s, n);
+        s.ptr = guard_place(v[i].s, n);
         ck_assert_msg(mqtt_topic_filter_valid(s) == v[i].filter, "filter '%s'", v[i].s);
     }
     static const uint8_t bad_utf8[] = {'a', 0xC0, 0x80};
@@ -1293,7 +1263,7 @@ START_TEST(test_topic_matching)
         ck_assert_msg(mqtt_topic_matches(f, t) == v[i].match, "'%s' vs '%s'", v[i].filter,
                       v[i].topic);
         /* At the guard: the topic's last level ends on the page edge. */
-        t.ptr = at_guard(v[i].topic, t.len);
+        t.ptr = guard_place(v[i].topic, t.len);
         ck_assert_int_eq(mqtt_topic_matches(f, t), v[i].match);
     }
 }
@@ -1359,11 +1329,11 @@ START_TEST(test_every_prefix)
     struct mqtt_fixed fh;
     for (size_t i = 0; i < N_VALID; i++) {
         const struct pkt *p = &valid[i].p;
-        ck_assert_int_eq(mqtt_packet_size(at_guard(p->b, p->n), p->n, 0, &fh), (long)p->n);
+        ck_assert_int_eq(mqtt_packet_size(guard_place(p->b, p->n), p->n, 0, &fh), (long)p->n);
         size_t hl = fh.header_len;
         uint8_t type = fh.type, flags = fh.flags;
         for (size_t k = 0; k < p->n; k++) {
-            long r = mqtt_packet_size(at_guard(p->b, k), k, 0, &fh);
+            long r = mqtt_packet_size(guard_place(p->b, k), k, 0, &fh);
             if (k < hl)
                 ck_assert_msg(r == MQTT_NEED_MORE, "valid %zu prefix %zu: %ld", i, k, r);
             else
@@ -1371,7 +1341,7 @@ START_TEST(test_every_prefix)
             if (k < hl)
                 continue;
             /* A truncated body: no over-read, and spans stay inside it. */
-            const uint8_t *body = at_guard(p->b + hl, k - hl);
+            const uint8_t *body = guard_place(p->b + hl, k - hl);
             size_t len = k - hl;
             int d;
             switch (type) {
@@ -1405,7 +1375,7 @@ END_TEST
 
 START_TEST(test_guard_faults)
 {
-    const volatile uint8_t *p = at_guard("x", 1);
+    const volatile uint8_t *p = guard_place("x", 1);
     ck_assert_uint_eq(p[0], 'x');
     /* Under ASan its own SEGV handler would turn the signal into exit(1). */
     signal(SIGSEGV, SIG_DFL);

@@ -13,53 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "relay/record.h"
 #include "relay/record_build.h"
+#include "tests/unit/guard_page.h"
 #include "usp-record.pb-c.h"
 
 enum { MAX_ID = 256 };
-
-/* ------------------------------------------------------------------ guard pages */
-
-/* A mapping whose last page is PROT_NONE; inputs are copied to end right before it. */
-struct guard {
-    uint8_t *base;
-    size_t size; /* readable bytes */
-};
-
-static struct guard guard_area;
-
-static size_t page_size(void)
-{
-    long ps = sysconf(_SC_PAGESIZE);
-    ck_assert_int_gt(ps, 0);
-    return (size_t)ps;
-}
-
-static const uint8_t *guard_place(const uint8_t *src, size_t n)
-{
-    size_t ps = page_size();
-    if (guard_area.base == NULL || guard_area.size < n) {
-        if (guard_area.base != NULL)
-            ck_assert_int_eq(munmap(guard_area.base, guard_area.size + ps), 0);
-        size_t readable = (n + ps - 1) / ps * ps;
-        if (readable == 0)
-            readable = ps;
-        void *m = mmap(NULL, readable + ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
-        ck_assert_ptr_ne(m, MAP_FAILED);
-        ck_assert_int_eq(mprotect((uint8_t *)m + readable, ps, PROT_NONE), 0);
-        guard_area.base = m;
-        guard_area.size = readable;
-    }
-    uint8_t *dst = guard_area.base + guard_area.size - n;
-    if (n > 0)
-        memcpy(dst, src, n);
-    return dst;
-}
 
 static int scan_guarded(const uint8_t *buf, size_t n, size_t max_id, struct record_header *h)
 {
@@ -1112,6 +1072,7 @@ static Suite *record_suite(void)
 
 int main(void)
 {
+    guard_init();
     big_payload = malloc(BIG_PAYLOAD + 8);
     if (big_payload == NULL)
         return 1;

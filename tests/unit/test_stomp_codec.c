@@ -1,7 +1,7 @@
 /* test_stomp_codec.c — Check suite for relay/mtp/stomp_codec.
  *
  * Every decoder input is first copied so that it ends exactly at a PROT_NONE page
- * (at_guard), so reading even one byte past LEN faults, with or without ASan. Frames are
+ * (guard_place), so reading even one byte past LEN faults, with or without ASan. Frames are
  * checked whole, at every prefix, and split at every byte boundary with LAST_LEN.
  */
 #include "relay/mtp/stomp_codec.h"
@@ -13,38 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-/* ------------------------------------------------------------------ guard page */
-
-#define GUARD_DATA_PAGES 16
-
-static uint8_t *g_data; /* readable area; the page after it is PROT_NONE */
-static size_t g_data_len;
-
-static void guard_init(void)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    g_data_len = page * GUARD_DATA_PAGES;
-    uint8_t *m = mmap(NULL, g_data_len + page, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED || mprotect(m + g_data_len, page, PROT_NONE) != 0) {
-        perror("guard_init");
-        exit(2);
-    }
-    g_data = m;
-}
-
-/* Copy N bytes of P so that they end right before the guard page. */
-static const uint8_t *at_guard(const void *p, size_t n)
-{
-    ck_assert_uint_le(n, g_data_len);
-    uint8_t *dst = g_data + g_data_len - n;
-    if (n > 0)
-        memmove(dst, p, n);
-    return dst;
-}
+#include "tests/unit/guard_page.h"
 
 static const struct stomp_limits big = {65536, STOMP_HEADERS_CAP, 1 << 20};
 
@@ -58,12 +28,12 @@ struct vec {
 static long decode_g(const char *s, size_t n, const struct stomp_limits *lim,
                      struct stomp_frame *f)
 {
-    return stomp_decode(at_guard(s, n), n, lim, f);
+    return stomp_decode(guard_place(s, n), n, lim, f);
 }
 
 static int head_g(const char *s, size_t n, const struct stomp_limits *lim, struct stomp_frame *f)
 {
-    return stomp_decode_head(at_guard(s, n), n, 0, lim, f);
+    return stomp_decode_head(guard_place(s, n), n, 0, lim, f);
 }
 
 static void assert_span(struct stomp_span sp, const char *want)
@@ -181,7 +151,7 @@ START_TEST(test_lf_and_crlf)
     struct stomp_frame f;
 
     for (size_t i = 0; i < 3; i++) {
-        const uint8_t *b = at_guard(vs[i].s, vs[i].n);
+        const uint8_t *b = guard_place(vs[i].s, vs[i].n);
         ck_assert_int_eq(stomp_decode(b, vs[i].n, &big, &f), (long)vs[i].n);
         ck_assert_int_eq(f.cmd, STOMP_CMD_SEND);
         ck_assert_uint_eq(f.n_headers, 2);
@@ -217,7 +187,7 @@ START_TEST(test_repeated_headers)
     static const char s[] = "MESSAGE\nfoo:1\nfoo:2\ncontent-length:3\ncontent-length:5\n"
                             "content-length:junk\n\nabc\0";
     struct stomp_frame f;
-    const uint8_t *b = at_guard(s, sizeof s - 1);
+    const uint8_t *b = guard_place(s, sizeof s - 1);
 
     ck_assert_int_eq(stomp_decode(b, sizeof s - 1, &big, &f), (long)(sizeof s - 1));
     ck_assert_uint_eq(f.n_headers, 5);
@@ -234,7 +204,7 @@ START_TEST(test_content_length_body_with_nuls)
 {
     static const char s[] = "SEND\ncontent-length:7\n\n\0A\0\0B\0\0\0TRAILING";
     struct stomp_frame f;
-    const uint8_t *b = at_guard(s, sizeof s - 1);
+    const uint8_t *b = guard_place(s, sizeof s - 1);
 
     long r = stomp_decode(b, sizeof s - 1, &big, &f);
     ck_assert_int_eq(r, (long)(sizeof "SEND\ncontent-length:7\n\n" - 1 + 8));
@@ -250,7 +220,7 @@ START_TEST(test_content_length_body_with_nuls)
         big_frame[hl + i] = (uint8_t)i;
     big_frame[hl + 256] = 0;
     size_t total = (size_t)hl + 257;
-    b = at_guard(big_frame, total);
+    b = guard_place(big_frame, total);
     ck_assert_int_eq(stomp_decode(b, total, &big, &f), (long)total);
     ck_assert_uint_eq(f.body.len, 256);
     ck_assert(memcmp(f.body.ptr, big_frame + hl, 256) == 0);
@@ -261,19 +231,19 @@ START_TEST(test_nul_terminated_and_empty_bodies)
 {
     struct stomp_frame f;
     static const char s1[] = "SEND\ndestination:x\n\nhello\0\nSEND";
-    const uint8_t *b = at_guard(s1, sizeof s1 - 1);
+    const uint8_t *b = guard_place(s1, sizeof s1 - 1);
     ck_assert_int_eq(stomp_decode(b, sizeof s1 - 1, &big, &f), 26);
     ck_assert_int_eq(f.content_length, -1);
     assert_span(f.body, "hello");
 
     static const char s2[] = "SEND\n\n\0";
-    b = at_guard(s2, sizeof s2 - 1);
+    b = guard_place(s2, sizeof s2 - 1);
     ck_assert_int_eq(stomp_decode(b, sizeof s2 - 1, &big, &f), 7);
     ck_assert_uint_eq(f.body.len, 0);
     ck_assert_ptr_eq(f.body.ptr, b + 6);
 
     static const char s3[] = "SEND\ncontent-length:0\n\n\0";
-    b = at_guard(s3, sizeof s3 - 1);
+    b = guard_place(s3, sizeof s3 - 1);
     ck_assert_int_eq(stomp_decode(b, sizeof s3 - 1, &big, &f), (long)(sizeof s3 - 1));
     ck_assert_int_eq(f.content_length, 0);
     ck_assert_uint_eq(f.body.len, 0);
@@ -288,7 +258,7 @@ START_TEST(test_heartbeats_between_frames)
 {
     static const char stream[] = "\n\r\n\nSEND\nx:1\n\nA\0\n\r\nMESSAGE\ncontent-length:1\n\n\0\0"
                                  "\r\n\r\nERROR\n\nE\0\r";
-    const uint8_t *b = at_guard(stream, sizeof stream - 1);
+    const uint8_t *b = guard_place(stream, sizeof stream - 1);
     size_t len = sizeof stream - 1, pos = 0;
     static const enum stomp_cmd want[] = {STOMP_CMD_SEND, STOMP_CMD_MESSAGE, STOMP_CMD_ERROR};
     static const size_t eols[] = {4, 3, 4};
@@ -309,12 +279,12 @@ START_TEST(test_heartbeats_between_frames)
     ck_assert_uint_eq(pos, len - 1);
     ck_assert_int_eq(stomp_decode(b + pos, len - pos, &big, &f), STOMP_NEED_MORE);
 
-    ck_assert_uint_eq(stomp_skip_eols(at_guard("\r", 1), 1), 0);
-    ck_assert_uint_eq(stomp_skip_eols(at_guard("\n\r", 2), 2), 1);
-    ck_assert_uint_eq(stomp_skip_eols(at_guard("\r\n\r\n", 4), 4), 4);
-    ck_assert_uint_eq(stomp_skip_eols(at_guard("\rX", 2), 2), 0);
-    ck_assert_uint_eq(stomp_skip_eols(at_guard("\n\n\nS", 4), 4), 3);
-    ck_assert_uint_eq(stomp_skip_eols(at_guard("", 0), 0), 0);
+    ck_assert_uint_eq(stomp_skip_eols(guard_place("\r", 1), 1), 0);
+    ck_assert_uint_eq(stomp_skip_eols(guard_place("\n\r", 2), 2), 1);
+    ck_assert_uint_eq(stomp_skip_eols(guard_place("\r\n\r\n", 4), 4), 4);
+    ck_assert_uint_eq(stomp_skip_eols(guard_place("\rX", 2), 2), 0);
+    ck_assert_uint_eq(stomp_skip_eols(guard_place("\n\n\nS", 4), 4), 3);
+    ck_assert_uint_eq(stomp_skip_eols(guard_place("", 0), 0), 0);
 }
 END_TEST
 
@@ -368,9 +338,9 @@ START_TEST(test_split_at_every_boundary)
 
         /* Two calls: the first sees S bytes, the second everything with LAST_LEN = S. */
         for (size_t s = 0; s < ref.head_len; s++) {
-            ck_assert_int_eq(stomp_decode_head(at_guard(v->s, s), s, 0, &big, &f),
+            ck_assert_int_eq(stomp_decode_head(guard_place(v->s, s), s, 0, &big, &f),
                              STOMP_NEED_MORE);
-            const uint8_t *b = at_guard(v->s, v->n);
+            const uint8_t *b = guard_place(v->s, v->n);
             ck_assert_int_eq(stomp_decode_head(b, v->n, s, &big, &f), (int)ref.head_len);
             assert_same_frame(&ref, copy, &f, b);
             ck_assert_int_eq(stomp_decode_body(b, v->n, 0, &big, &f), (long)v->n);
@@ -385,7 +355,7 @@ START_TEST(test_split_at_every_boundary)
         while (hr == STOMP_NEED_MORE) {
             k++;
             ck_assert_uint_le(k, v->n);
-            hr = stomp_decode_head(at_guard(v->s, k), k, last, &big, &f);
+            hr = stomp_decode_head(guard_place(v->s, k), k, last, &big, &f);
             last = k;
         }
         ck_assert_uint_eq(k, ref.head_len);
@@ -394,7 +364,7 @@ START_TEST(test_split_at_every_boundary)
         long br = STOMP_NEED_MORE;
         for (; br == STOMP_NEED_MORE; k++) {
             ck_assert_uint_le(k, v->n);
-            const uint8_t *b = at_guard(v->s, k);
+            const uint8_t *b = guard_place(v->s, k);
             br = stomp_decode_body(b, k, last, &big, &f);
             last = k;
             if (br > 0) {
@@ -413,7 +383,7 @@ START_TEST(test_last_len_beyond_blank_line)
 {
     static const char s[] = "SEND\na:1\n\nB\n\n\0";
     struct stomp_frame f;
-    const uint8_t *b = at_guard(s, sizeof s - 1);
+    const uint8_t *b = guard_place(s, sizeof s - 1);
 
     ck_assert_int_eq(stomp_decode_head(b, sizeof s - 1, sizeof s - 1, &big, &f),
                      STOMP_NEED_MORE);
@@ -629,20 +599,20 @@ START_TEST(test_unescape)
     size_t n = 99;
     struct stomp_span sp;
 
-    sp.ptr = at_guard("os\\c\\c012345-X", 14);
+    sp.ptr = guard_place("os\\c\\c012345-X", 14);
     sp.len = 14;
     ck_assert_int_eq(stomp_unescape(sp, out, sizeof out, &n), 0);
     ck_assert_str_eq(out, "os::012345-X");
     ck_assert_uint_eq(n, 12);
 
-    sp.ptr = at_guard("a\\rb\\nc\\cd\\\\e\\\\", 15);
+    sp.ptr = guard_place("a\\rb\\nc\\cd\\\\e\\\\", 15);
     sp.len = 15;
     ck_assert_int_eq(stomp_unescape(sp, out, sizeof out, &n), 0);
     ck_assert_uint_eq(n, 10);
     ck_assert(memcmp(out, "a\rb\nc:d\\e\\", 11) == 0);
 
     /* Raw ':' passes (CONNECT values are not escaped). */
-    sp.ptr = at_guard("a:b", 3);
+    sp.ptr = guard_place("a:b", 3);
     sp.len = 3;
     ck_assert_int_eq(stomp_unescape(sp, out, sizeof out, &n), 0);
     ck_assert_str_eq(out, "a:b");
@@ -656,14 +626,14 @@ START_TEST(test_unescape)
     static const char *const bad[] = {"\\t", "abc\\", "\\", "\\C", "\\\\\\", "x\\0", "\\ "};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sp.len = strlen(bad[i]);
-        sp.ptr = at_guard(bad[i], sp.len);
+        sp.ptr = guard_place(bad[i], sp.len);
         ck_assert_int_eq(stomp_unescape(sp, out, sizeof out, &n), STOMP_ERR_BAD_ESCAPE);
         /* A bad escape is reported even when the output would not fit. */
         ck_assert_int_eq(stomp_unescape(sp, out, 1, &n), STOMP_ERR_BAD_ESCAPE);
     }
 
     /* Room boundary: decoded length + NUL. */
-    sp.ptr = at_guard("ab\\ccd", 6);
+    sp.ptr = guard_place("ab\\ccd", 6);
     sp.len = 6;
     ck_assert_int_eq(stomp_unescape(sp, out, 6, &n), 0);
     ck_assert_str_eq(out, "ab:cd");
@@ -727,7 +697,7 @@ START_TEST(test_encode_decode_round_trip)
     buf[(size_t)w + body_len] = '\0';
     size_t total = (size_t)w + body_len + 1;
 
-    const uint8_t *b = at_guard(buf, total);
+    const uint8_t *b = guard_place(buf, total);
     ck_assert_int_eq(stomp_decode(b, total, &big, &f), (long)total);
     ck_assert_int_eq(f.cmd, STOMP_CMD_MESSAGE);
     ck_assert_uint_eq(f.head_len, (size_t)w);
@@ -804,7 +774,7 @@ END_TEST
 
 static int hb(const char *s, uint32_t *x, uint32_t *y)
 {
-    struct stomp_span sp = {at_guard(s, strlen(s)), strlen(s)};
+    struct stomp_span sp = {guard_place(s, strlen(s)), strlen(s)};
     return stomp_parse_heartbeat(sp, x, y);
 }
 
@@ -837,7 +807,7 @@ END_TEST
 
 static int av(const char *list, const char *ver)
 {
-    struct stomp_span sp = {at_guard(list, strlen(list)), strlen(list)};
+    struct stomp_span sp = {guard_place(list, strlen(list)), strlen(list)};
     return stomp_accepts_version(sp, ver);
 }
 
@@ -861,7 +831,7 @@ END_TEST
 /* The guard really is live: the other tests' over-reads would fault. */
 START_TEST(test_guard_faults)
 {
-    const volatile uint8_t *p = at_guard("x", 1);
+    const volatile uint8_t *p = guard_place("x", 1);
     ck_assert_uint_eq(p[0], 'x');
     /* Under ASan its own SEGV handler would turn the signal into exit(1). */
     signal(SIGSEGV, SIG_DFL);
@@ -884,9 +854,9 @@ START_TEST(test_guard_edges)
     }
     char out[8];
     size_t n;
-    struct stomp_span sp = {at_guard("ab\\", 3), 3};
+    struct stomp_span sp = {guard_place("ab\\", 3), 3};
     ck_assert_int_eq(stomp_unescape(sp, out, sizeof out, &n), STOMP_ERR_BAD_ESCAPE);
-    ck_assert_uint_eq(stomp_skip_eols(at_guard("\n\r", 2), 2), 1);
+    ck_assert_uint_eq(stomp_skip_eols(guard_place("\n\r", 2), 2), 1);
 }
 END_TEST
 

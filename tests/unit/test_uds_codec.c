@@ -9,8 +9,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
+
+#include "tests/unit/guard_page.h"
 
 /* TR-369 mtp/unix-domain-socket: Handshake of os::00256D-0123456789 (spec notes §6). */
 static const uint8_t spec_handshake[] = {
@@ -37,36 +37,6 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[1] = (uint8_t)(v >> 16);
     p[2] = (uint8_t)(v >> 8);
     p[3] = (uint8_t)v;
-}
-
-/* ---- guard page: a copy of the input ending exactly at a PROT_NONE page ---- */
-
-static uint8_t *guard_base;
-static size_t guard_page;
-
-static void guard_setup(void)
-{
-    guard_page = (size_t)sysconf(_SC_PAGESIZE);
-    void *m = mmap(NULL, 3 * guard_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
-    ck_assert_ptr_ne(m, MAP_FAILED);
-    guard_base = m;
-    ck_assert_int_eq(mprotect(guard_base + 2 * guard_page, guard_page, PROT_NONE), 0);
-}
-
-static void guard_teardown(void)
-{
-    munmap(guard_base, 3 * guard_page);
-}
-
-/* Copy N bytes so that the last one is the final readable byte. */
-static const uint8_t *at_guard(const uint8_t *src, size_t n)
-{
-    ck_assert_uint_le(n, 2 * guard_page);
-    uint8_t *dst = guard_base + 2 * guard_page - n;
-    if (n > 0)
-        memcpy(dst, src, n);
-    return dst;
 }
 
 /* ---- tests ---- */
@@ -160,7 +130,7 @@ START_TEST(test_every_prefix)
     };
     for (size_t k = 0; k < 2; k++) {
         for (size_t i = 0; i <= frames[k].n; i++) {
-            const uint8_t *p = at_guard(frames[k].f, i);
+            const uint8_t *p = guard_place(frames[k].f, i);
             long r = uds_frame_size(p, i, BIG_MAX);
             if (i < UDS_HEADER_LEN)
                 ck_assert_msg(r == UDS_NEED_MORE, "prefix %zu: %ld", i, r);
@@ -170,7 +140,7 @@ START_TEST(test_every_prefix)
         /* Every proper prefix of the body is a truncated body. */
         size_t body_len = frames[k].n - UDS_HEADER_LEN;
         for (size_t i = 0; i < body_len; i++) {
-            const uint8_t *b = at_guard(frames[k].f + UDS_HEADER_LEN, i);
+            const uint8_t *b = guard_place(frames[k].f + UDS_HEADER_LEN, i);
             int r = uds_body_check(b, i);
             int want = i < UDS_TLV_HEADER_LEN ? UDS_ERR_EMPTY_FRAME : UDS_ERR_TLV_OVERRUN;
             /* Cuts that land exactly between TLVs of the multi frame are complete bodies. */
@@ -191,7 +161,7 @@ START_TEST(test_bad_sync_each_position)
             memcpy(frame, spec_handshake, sizeof frame);
             frame[pos] = (uint8_t)(frame[pos] ^ flips[f]);
             for (size_t len = 0; len <= sizeof frame; len++) {
-                const uint8_t *p = at_guard(frame, len);
+                const uint8_t *p = guard_place(frame, len);
                 long r = uds_frame_size(p, len, BIG_MAX);
                 long want = len <= pos ? UDS_NEED_MORE : UDS_ERR_BAD_SYNC;
                 ck_assert_msg(r == want, "pos %zu len %zu: %ld", pos, len, r);
@@ -241,7 +211,7 @@ START_TEST(test_short_bodies)
         ck_assert_int_eq(uds_frame_size(frame, 8 + blen, BIG_MAX), UDS_ERR_EMPTY_FRAME);
         ck_assert_int_eq(uds_frame_size(frame, 8, BIG_MAX), UDS_ERR_EMPTY_FRAME);
 
-        const uint8_t *b = at_guard(frame + 8, blen);
+        const uint8_t *b = guard_place(frame + 8, blen);
         ck_assert_int_eq(uds_body_check(b, blen), UDS_ERR_EMPTY_FRAME);
         size_t off = 0;
         struct uds_tlv tlv;
@@ -257,7 +227,7 @@ START_TEST(test_tlv_overrun_by_one)
     uint8_t body[26];
     memcpy(body, spec_handshake + 8, sizeof body);
     body[4] = 0x16;
-    const uint8_t *b = at_guard(body, sizeof body);
+    const uint8_t *b = guard_place(body, sizeof body);
     ck_assert_int_eq(uds_body_check(b, sizeof body), UDS_ERR_TLV_OVERRUN);
     size_t off = 0;
     struct uds_tlv tlv = { 0xAA, NULL, 0xBBBB };
@@ -269,10 +239,10 @@ START_TEST(test_tlv_overrun_by_one)
 
     /* A huge value length must not wrap the bounds check. */
     put_be32(body + 1, UINT32_MAX);
-    b = at_guard(body, sizeof body);
+    b = guard_place(body, sizeof body);
     ck_assert_int_eq(uds_body_check(b, sizeof body), UDS_ERR_TLV_OVERRUN);
     put_be32(body + 1, UINT32_MAX - 4);
-    b = at_guard(body, sizeof body);
+    b = guard_place(body, sizeof body);
     ck_assert_int_eq(uds_body_check(b, sizeof body), UDS_ERR_TLV_OVERRUN);
 
     /* Second TLV: value one byte short, then header one byte short. */
@@ -280,7 +250,7 @@ START_TEST(test_tlv_overrun_by_one)
     uint8_t m[sizeof multi_frame - 8];
     memcpy(m, multi_frame + 8, mlen);
     m[mlen - 4] = 0x04; /* record TLV claims 4 bytes, 3 present */
-    b = at_guard(m, mlen);
+    b = guard_place(m, mlen);
     ck_assert_int_eq(uds_body_check(b, mlen), UDS_ERR_TLV_OVERRUN);
     off = 0;
     for (int i = 0; i < 3; i++)
@@ -291,7 +261,7 @@ START_TEST(test_tlv_overrun_by_one)
     ck_assert_uint_eq(tlv.type, UDS_TLV_ERROR); /* still the previous TLV */
 
     /* Valid first TLV followed by a 4-byte stub of a header. */
-    b = at_guard(multi_frame + 8, 12 + 4);
+    b = guard_place(multi_frame + 8, 12 + 4);
     ck_assert_int_eq(uds_body_check(b, 16), UDS_ERR_TLV_OVERRUN);
     off = 0;
     ck_assert_int_eq(uds_tlv_next(b, 16, &off, &tlv), 1);
@@ -301,7 +271,7 @@ START_TEST(test_tlv_overrun_by_one)
     uint8_t junk[13];
     memcpy(junk, multi_frame + 8, 12);
     junk[12] = 0x01;
-    b = at_guard(junk, sizeof junk);
+    b = guard_place(junk, sizeof junk);
     ck_assert_int_eq(uds_body_check(b, sizeof junk), UDS_ERR_TLV_OVERRUN);
 }
 END_TEST
@@ -313,7 +283,7 @@ START_TEST(test_zero_length_values)
     ck_assert_int_eq(n, 13);
     static const uint8_t want[13] = { 0x5F, 0x55, 0x53, 0x50, 0, 0, 0, 5, 3, 0, 0, 0, 0 };
     ck_assert_mem_eq(frame, want, 13);
-    const uint8_t *p = at_guard(frame, 13);
+    const uint8_t *p = guard_place(frame, 13);
     ck_assert_int_eq(uds_frame_size(p, 13, 5), 13);
     ck_assert_int_eq(uds_body_check(p + 8, 5), 1);
     size_t off = 0;
@@ -327,7 +297,7 @@ START_TEST(test_zero_length_values)
 
     /* Three empty TLVs in a row. */
     uint8_t body[15] = { 1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 9, 0, 0, 0, 0 };
-    p = at_guard(body, sizeof body);
+    p = guard_place(body, sizeof body);
     ck_assert_int_eq(uds_body_check(p, sizeof body), 3);
 }
 END_TEST
@@ -454,7 +424,6 @@ static Suite *uds_codec_suite(int forking)
 {
     Suite *s = suite_create("uds_codec");
     TCase *tc = tcase_create("core");
-    tcase_add_checked_fixture(tc, guard_setup, guard_teardown);
     tcase_add_test(tc, test_spec_handshake_encode);
     tcase_add_test(tc, test_spec_handshake_decode);
     tcase_add_test(tc, test_multi_tlv);
@@ -483,6 +452,7 @@ static Suite *uds_codec_suite(int forking)
 
 int main(void)
 {
+    guard_init();
     SRunner *sr = srunner_create(NULL);
     srunner_add_suite(sr, uds_codec_suite(srunner_fork_status(sr) != CK_NOFORK));
     srunner_run_all(sr, CK_NORMAL);
