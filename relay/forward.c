@@ -46,8 +46,10 @@ int forward_record(struct conn *src, struct rbuf *rb, enum router_table hint_tab
         router_get(r->router, ROUTER_LEARNED, h->to_id, h->from_id, &rt) != 0) {
         /* Unknown to_id: the MTP address may still name a subscriber (STOMP SEND
          * destination, MQTT topic), which then takes this to_id — unless it is the sender. */
-        if (!dest_hint.len || router_get(r->router, hint_table, dest_hint, none, &rt) != 0 ||
-            (rt.worker == worker_index(src->w) && rt.conn_id == src->id)) {
+        int found = dest_hint.len && router_get(r->router, hint_table, dest_hint, none, &rt) == 0;
+        if (!found && dest_hint.len && hint_table == ROUTER_TOPICS)
+            found = topic_filters_match(r->topic_filters, dest_hint, &rt) == 0;
+        if (!found || (rt.worker == worker_index(src->w) && rt.conn_id == src->id)) {
             drop = STAT_drop_no_route;
             goto drop;
         }

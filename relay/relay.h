@@ -12,12 +12,14 @@
 #include "relay/config.h"
 #include "relay/router.h"
 #include "relay/stats.h"
+#include "relay/topic_filters.h"
 
 struct worker;
 
 struct relay {
     const struct relay_config *cfg;
     struct router *router;
+    struct topic_filters *topic_filters; /* MQTT wildcard subscriptions (subscribe_any) */
     struct worker **workers;
     unsigned n_workers;
     _Atomic uint64_t next_conn_id;

@@ -90,9 +90,10 @@ static int run(const struct relay_config *cfg)
     int rc = 1;
 
     r.router = router_new();
+    r.topic_filters = topic_filters_new();
     r.workers = calloc(cfg->workers, sizeof *r.workers);
     base = event_base_new();
-    if (!r.router || !r.workers || !base) {
+    if (!r.router || !r.topic_filters || !r.workers || !base) {
         log_error("startup_failed", "reason=no_memory");
         goto out;
     }
@@ -141,6 +142,7 @@ out:
         worker_free(r.workers[i]);
     free(r.workers);
     router_free(r.router);
+    topic_filters_free(r.topic_filters);
     if (sigterm)
         event_free(sigterm);
     if (sigint)

@@ -14,7 +14,9 @@ Fixtures (stable names, used by every tests/integration/test_*.py):
 ``usprelayd``    path of the daemon binary; ``build_dir``: $USPRELAY_BUILD as a Path.
 
 Client helpers on Relay (closed at teardown): stomp_client/stomp_endpoint,
-uds_client/uds_endpoint, mqtt_client/mqtt_endpoint (raw uspwire.MqttClient, v5 or 3.1.1).
+uds_client/uds_endpoint, mqtt_client/mqtt_endpoint (raw uspwire.MqttClient, v5 or 3.1.1),
+and probe(tag, kinds) -> Probe: endpoints whose check() shows the relay still serves
+others after a test abused it.
 
 Default config: relay.endpoint_id "self::usprelay", workers 2, shutdown_timeout 2 s, log
 level info; four listeners on fresh resources:
@@ -371,6 +373,10 @@ class Relay:
             assert c.subscribe(f, qos=qos) == [qos]
         return c
 
+    def probe(self, tag="probe", kinds=("stomp", "uds")):
+        """A Probe (see there) on this relay: endpoints of KINDS, connected now."""
+        return Probe(self, tag, kinds)
+
     def close_clients(self):
         for c in self._clients:
             c.close()
@@ -400,6 +406,49 @@ class Relay:
             if marker in text:
                 problems.append("sanitizer report in relay log (%r)" % marker)
         return problems, text
+
+
+class Probe:
+    """Endpoints connected before some abuse, to prove the relay still serves others.
+    KINDS picks them: "stomp" (.s, self::TAG-s), "uds" (.u, self::TAG-u), "mqtt5" (.m5,
+    self::TAG-m5), "mqtt4" (.m4, os::TAG-m4, MQTT 3.1.1). check() passes a Record from
+    each to the next, the last to the first, then does the same between freshly connected
+    endpoints of the same kinds (closed afterwards): old and new sessions are served."""
+
+    _ATTR = {"stomp": "s", "uds": "u", "mqtt5": "m5", "mqtt4": "m4"}
+
+    def __init__(self, relay, tag="probe", kinds=("stomp", "uds")):
+        self.relay = relay
+        self.n = 0
+        self.tag = tag
+        self.kinds = tuple(kinds)
+        self.endpoints = [self._connect(k, "") for k in self.kinds]
+        for k, e in zip(self.kinds, self.endpoints):
+            setattr(self, self._ATTR[k], e)
+
+    def _connect(self, kind, suffix):
+        name = "%s-%s%s" % (self.tag, self._ATTR[kind], suffix)
+        if kind == "stomp":
+            return self.relay.stomp_endpoint("self::" + name)
+        if kind == "uds":
+            return self.relay.uds_endpoint("self::" + name)
+        if kind == "mqtt5":
+            return self.relay.mqtt_endpoint("self::" + name)
+        return self.relay.mqtt_endpoint("os::" + name, level=4)
+
+    def _ring(self, endpoints, what):
+        for a, b in zip(endpoints, endpoints[1:] + endpoints[:1]):
+            r = uspwire.no_session(b.eid, a.eid, b"%s %d" % (what, self.n))
+            a.send_record(r)
+            assert b.recv_record() == r
+
+    def check(self):
+        self.n += 1
+        self._ring(self.endpoints, b"probe")
+        fresh = [self._connect(k, "-f%d" % self.n) for k in self.kinds]
+        self._ring(fresh, b"fresh")
+        for e in fresh:
+            e.close()
 
 
 @pytest.fixture(scope="session")

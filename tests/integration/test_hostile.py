@@ -15,36 +15,6 @@ MAX_RECORD = 65536
 MAX_UNIDENTIFIED = 2048
 
 
-class Probe:
-    """A STOMP endpoint and a UDS endpoint, connected before the abuse; check() sends a
-    Record each way between them and through a freshly connected pair."""
-
-    def __init__(self, relay, tag="probe"):
-        self.relay = relay
-        self.n = 0
-        self.tag = tag
-        self.s_eid, self.u_eid = "self::%s-s" % tag, "self::%s-u" % tag
-        self.s = relay.stomp_endpoint(self.s_eid)
-        self.u = relay.uds_endpoint(self.u_eid)
-
-    def check(self):
-        self.n += 1
-        r = w.no_session(self.u_eid, self.s_eid, b"down %d" % self.n)
-        self.s.send_record(r)
-        assert self.u.recv_record() == r
-        r = w.no_session(self.s_eid, self.u_eid, b"up %d" % self.n)
-        self.u.send_record(r)
-        assert self.s.recv_record() == r
-        fresh_s = "self::%s-fs%d" % (self.tag, self.n)
-        fs = self.relay.stomp_endpoint(fresh_s)
-        fu = self.relay.uds_endpoint("self::%s-fu%d" % (self.tag, self.n))
-        r = w.no_session(fresh_s, fu.eid, b"fresh")
-        fu.send_record(r)
-        assert fs.recv_record() == r
-        fs.close()
-        fu.close()
-
-
 @pytest.fixture
 def hrelay(start_relay):
     return start_relay(limits={"max_record_size": MAX_RECORD,
@@ -54,7 +24,7 @@ def hrelay(start_relay):
 
 @pytest.fixture
 def probe(hrelay):
-    return Probe(hrelay)
+    return hrelay.probe()
 
 
 # ----------------------------------------------------------------- STOMP
@@ -107,7 +77,7 @@ def test_stomp_content_length_over_limit(hrelay, probe):
     c.send_raw(b"\0")
     assert c.recv_frame()["receipt-id"] == "big"
     hrelay.wait_log(r'eid="self::big" reason=drop_too_large')
-    r = w.no_session(probe.u_eid, "self::big", b"after the big one")
+    r = w.no_session(probe.u.eid, "self::big", b"after the big one")
     c.send_record(r)
     assert probe.u.recv_record() == r
     probe.check()
@@ -144,14 +114,14 @@ def test_stomp_content_length_at_limit_ok(hrelay, probe):
     """The bound is inclusive: a Record of exactly max_record_size passes."""
     a = hrelay.stomp_endpoint("self::big")
     pad = MAX_RECORD
-    while len(w.no_session(probe.u_eid, "self::big", b"p" * pad)) > MAX_RECORD:
+    while len(w.no_session(probe.u.eid, "self::big", b"p" * pad)) > MAX_RECORD:
         pad -= 1
-    r = w.no_session(probe.u_eid, "self::big", b"p" * pad)
+    r = w.no_session(probe.u.eid, "self::big", b"p" * pad)
     assert len(r) == MAX_RECORD
     a.send_record(r)
     assert probe.u.recv_record() == r
     # One byte more is dropped and counted; the session stays.
-    r2 = w.no_session(probe.u_eid, "self::big", b"p" * (pad + 1))
+    r2 = w.no_session(probe.u.eid, "self::big", b"p" * (pad + 1))
     assert len(r2) == MAX_RECORD + 1
     a.send_record(r2)
     hrelay.wait_log(r'eid="self::big" reason=drop_too_large')
@@ -166,10 +136,10 @@ def test_uds_record_size_limit(hrelay, probe):
     delivered; one at the limit passes."""
     u = hrelay.uds_endpoint("self::bigu")
     pad = MAX_RECORD
-    while len(w.no_session(probe.s_eid, "self::bigu", b"q" * pad)) > MAX_RECORD:
+    while len(w.no_session(probe.s.eid, "self::bigu", b"q" * pad)) > MAX_RECORD:
         pad -= 1
-    r = w.no_session(probe.s_eid, "self::bigu", b"q" * pad)
-    u.send_record(w.no_session(probe.s_eid, "self::bigu", b"q" * (pad + 1)))
+    r = w.no_session(probe.s.eid, "self::bigu", b"q" * pad)
+    u.send_record(w.no_session(probe.s.eid, "self::bigu", b"q" * (pad + 1)))
     u.send_record(r)
     assert probe.s.recv_record() == r
     probe.s.expect_nothing(0.1)
@@ -239,7 +209,7 @@ def test_stomp_slow_drip_connect(hrelay, probe):
 
 def test_handshake_timeout(start_relay):
     relay = start_relay(limits={"handshake_timeout": 0.3})
-    p = Probe(relay)
+    p = relay.probe()
     s = relay.stomp_client()
     u = relay.uds_client()
     s.send_raw(b"STOMP\n")
@@ -309,10 +279,10 @@ def test_uds_unextractable_record(hrelay, probe, record):
 
 def test_uds_record_before_handshake_ignored(hrelay, probe):
     u = hrelay.uds_client()
-    early = w.no_session(probe.s_eid, "self::early", b"too early")
+    early = w.no_session(probe.s.eid, "self::early", b"too early")
     u.send_record(early)
     assert u.handshake("self::early") == "self::usprelay"
-    late = w.no_session(probe.s_eid, "self::early", b"in time")
+    late = w.no_session(probe.s.eid, "self::early", b"in time")
     u.send_record(late)
     assert probe.s.recv_record() == late      # the early one never arrives
     probe.s.expect_nothing(0.2)
@@ -356,7 +326,7 @@ def test_slow_consumer_bounded(start_relay):
     (excess Records are dropped and counted), the sender and everyone else are served,
     and what the sink does get later is in order."""
     relay = start_relay(limits={"max_record_size": 65536, "max_output_queue": 131072})
-    p = Probe(relay)
+    p = relay.probe()
     sink = relay.stomp_client()
     sink.connect("self::sink")
     sink.subscribe()
