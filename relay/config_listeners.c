@@ -306,25 +306,34 @@ static void parse_tcp_bind(struct config_ctx *c, const config_setting_t *g, cons
         st->bind_s = config_setting_get_member(g, "port");
 }
 
+/* A "{eid}" template key NAME of listener group G (DEFAULT when absent), checked by
+ * PROBLEM (NULL when fine, else why); an owned copy. */
+static char *parse_template(struct config_ctx *c, const config_setting_t *g, const char *pre,
+                            const char *name, const char *deflt,
+                            const char *(*problem)(const char *))
+{
+    const char *s = deflt;
+    char key[160];
+    if (config_get_string(c, g, pre, name, &s) == 1) {
+        const char *why = problem(s);
+        if (why) {
+            config_key_join(key, sizeof key, pre, name);
+            config_report(c, config_setting_get_member(g, name), key, "%s", why);
+        }
+    }
+    return config_dup(c, s);
+}
+
 static void parse_stomp(struct config_ctx *c, const config_setting_t *g, const char *pre,
                         struct listener_cfg *l, struct listener_state *st)
 {
     struct stomp_listener_cfg *sc = &l->stomp;
-    const char *s;
     char key[160];
 
     parse_tcp_bind(c, g, pre, "STOMP's usual port is 61613", l, st);
 
-    s = DEFAULT_SUBSCRIBE_TEMPLATE;
-    if (config_get_string(c, g, pre, "subscribe_dest_template", &s) == 1) {
-        const char *why = template_problem(s);
-        if (why) {
-            config_key_join(key, sizeof key, pre, "subscribe_dest_template");
-            config_report(c, config_setting_get_member(g, "subscribe_dest_template"), key,
-                          "%s", why);
-        }
-    }
-    sc->subscribe_dest_template = config_dup(c, s);
+    sc->subscribe_dest_template = parse_template(c, g, pre, "subscribe_dest_template",
+                                                 DEFAULT_SUBSCRIBE_TEMPLATE, template_problem);
 
     config_get_bool(c, g, pre, "allow_any_subscribe", &sc->allow_any_subscribe);
 
@@ -452,22 +461,13 @@ static void parse_mqtt(struct config_ctx *c, const config_setting_t *g, const ch
                        struct listener_state *st)
 {
     struct mqtt_listener_cfg *mc = &l->mqtt;
-    const char *s;
     long long v;
     char key[160];
 
     parse_tcp_bind(c, g, pre, "MQTT's usual port is 1883", l, st);
 
-    s = DEFAULT_TOPIC_TEMPLATE;
-    if (config_get_string(c, g, pre, "subscribe_topic_template", &s) == 1) {
-        const char *why = topic_template_problem(s);
-        if (why) {
-            config_key_join(key, sizeof key, pre, "subscribe_topic_template");
-            config_report(c, config_setting_get_member(g, "subscribe_topic_template"), key,
-                          "%s", why);
-        }
-    }
-    mc->subscribe_topic_template = config_dup(c, s);
+    mc->subscribe_topic_template = parse_template(c, g, pre, "subscribe_topic_template",
+                                                  DEFAULT_TOPIC_TEMPLATE, topic_template_problem);
 
     const char *user = NULL, *pass = NULL;
     int ru = config_get_string(c, g, pre, "username", &user);
