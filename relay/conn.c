@@ -305,6 +305,8 @@ void conn_handshake_done(struct conn *c)
 static void unbind_all(struct conn *c)
 {
     struct router *rt = c->relay->router;
+    if (c->ops->unbind)
+        c->ops->unbind(c);
     if (c->eid && !(c->flags & CONN_NO_UNBIND))
         router_unbind(rt, ROUTER_IDS, span_from_str(c->eid, c->eid_len),
                       span_from_str(c->route_peer, c->route_peer_len), c->id);

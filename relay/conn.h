@@ -60,6 +60,9 @@ struct conn_ops {
     /* Address the relay gives endpoint EID on this MTP (STOMP alias destination); writes
      * a NUL-terminated string into BUF, returns its length or -1. NULL: none. */
     long (*alias_address)(struct conn *c, const char *eid, size_t len, char *buf, size_t cap);
+    /* Withdraw the MTP's own routes (subscribed destinations, topics) as the connection
+     * starts closing, so nothing more is routed to it. May be called twice. NULL: none. */
+    void (*unbind)(struct conn *c);
     /* Free the MTP's own state (the struct itself is freed by the caller). */
     void (*destroy)(struct conn *c);
     /* Version field of this MTP's Connect Record for this peer (MQTT: V3_1_1 or V5).

@@ -258,6 +258,12 @@ void mqtt_publish_on_publish(struct mqtt_conn *m, const uint8_t *body, size_t le
         send_ack(m, MQTT_PUBREC, pb.packet_id, RC_SUCCESS); /* a resend: delivered once */
         return;
     }
+    if (pb.qos == 2 && m->n_qos2_in == MQTT_QOS2_CAP) {
+        /* Refused before it is forwarded: a client resending it later must not cause a
+         * second delivery. */
+        mqtt_session_error(m, CLOSE_PROTOCOL, RC_QUOTA_EXCEEDED, "too many QoS 2 messages in flight");
+        return;
+    }
 
     int drop = 0;
     struct rbuf *rb = NULL;
@@ -306,6 +312,14 @@ void mqtt_publish_on_publish(struct mqtt_conn *m, const uint8_t *body, size_t le
     } else if (m->level == 4) {
         topic_len = split_reply_to(pb.topic, reply, sizeof reply, &reply_len);
     }
+    /* A reply topic goes on to other clients as a topic name (3.1.1) or Response Topic:
+     * one that is not a valid topic name (wildcards, NUL, bad UTF-8 after %-decoding)
+     * would make them drop their connection. It is left out instead. */
+    if (reply_len && !mqtt_topic_name_valid((struct mqtt_span){(const uint8_t *)reply, reply_len})) {
+        char d[256];
+        log_debug("mqtt_reply_to_dropped", "%s reason=invalid_topic", conn_describe(c, d, sizeof d));
+        reply_len = 0;
+    }
     if (reply_len && rbuf_set_reply_to(rb, reply, reply_len) != 0) {
         conn_record_dropped(c, STAT_drop_no_memory, rb);
         rbuf_unref(rb);
@@ -317,11 +331,6 @@ ack:
     if (pb.qos == 1) {
         send_ack(m, MQTT_PUBACK, pb.packet_id, puback_reason(drop));
     } else if (pb.qos == 2) {
-        if (m->n_qos2_in == MQTT_QOS2_CAP) {
-            mqtt_session_error(m, CLOSE_PROTOCOL, RC_QUOTA_EXCEEDED,
-                               "too many QoS 2 messages in flight");
-            return;
-        }
         m->qos2_in[m->n_qos2_in++] = pb.packet_id;
         send_ack(m, MQTT_PUBREC, pb.packet_id, RC_SUCCESS);
     }
@@ -336,13 +345,15 @@ void mqtt_publish_on_ack(struct mqtt_conn *m, uint8_t type, const uint8_t *body,
         return;
     }
     if (type == MQTT_PUBREL) {
+        uint8_t reason = RC_PACKET_ID_NOT_FOUND; /* v5 only; 3.1.1 PUBCOMP has no reason */
         for (size_t i = 0; i < m->n_qos2_in; i++) {
             if (m->qos2_in[i] == ack.packet_id) {
                 m->qos2_in[i] = m->qos2_in[--m->n_qos2_in];
+                reason = RC_SUCCESS;
                 break;
             }
         }
-        send_ack(m, MQTT_PUBCOMP, ack.packet_id, RC_SUCCESS);
+        send_ack(m, MQTT_PUBCOMP, ack.packet_id, reason);
         return;
     }
     if (type != MQTT_PUBACK) {

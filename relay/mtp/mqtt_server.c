@@ -254,14 +254,15 @@ static void on_connect(struct mqtt_conn *m, const uint8_t *body, size_t len)
         mqtt_session_error(m, CLOSE_NO_MEMORY, RC_UNSPECIFIED, "out of memory");
         return;
     }
-    /* A second connection with the same client id takes over the first (MQTT). */
+    /* A second connection with the same client id takes over the first (MQTT) — once
+     * this CONNECT has succeeded, not before: a refused one must not cost the other its
+     * session. Until then, note whom it would replace: that session's endpoint ID (if it
+     * is this one's too) passes over whatever the duplicate policy. */
     static const struct span none = {NULL, 0};
+    struct span cid = span_from_str(m->client_id, strlen(m->client_id));
     struct route me = {worker_index(c->w), c->id}, old;
-    if (router_bind(c->relay->router, ROUTER_CLIENT_IDS, span_from_str(m->client_id, strlen(m->client_id)),
-                    none, me, DUP_REPLACE_OLD, &old) == ROUTER_REPLACED) {
+    if (router_get(c->relay->router, ROUTER_CLIENT_IDS, cid, none, &old) == 0)
         c->takeover_of = old.conn_id;
-        worker_post_close(c->relay->workers[old.worker], old.conn_id, CLOSE_REPLACED);
-    }
 
     /* The endpoint ID: v5 user property, else a client id that is an endpoint ID, else
      * (3.1.1) the from_id of the first Record. */
@@ -281,6 +282,9 @@ static void on_connect(struct mqtt_conn *m, const uint8_t *body, size_t len)
     }
     if (eid && mqtt_session_bind_identity(m, eid, eid_len) != 0)
         return;
+    if (router_bind(c->relay->router, ROUTER_CLIENT_IDS, cid, none, me, DUP_REPLACE_OLD, &old) ==
+        ROUTER_REPLACED)
+        worker_post_close(c->relay->workers[old.worker], old.conn_id, CLOSE_REPLACED);
 
     m->keep_alive = ck.keep_alive;
     uint32_t ska = c->lcfg->mqtt.server_keep_alive;
@@ -438,6 +442,11 @@ static void mqtt_destroy(struct conn *c)
         event_free(m->ka_timer);
 }
 
+static void mqtt_unbind(struct conn *c)
+{
+    mqtt_subs_unregister((struct mqtt_conn *)c);
+}
+
 static const struct conn_ops mqtt_ops = {
     .mtp = MTP_MQTT,
     .name = "mqtt",
@@ -446,6 +455,7 @@ static const struct conn_ops mqtt_ops = {
     .send_record = mqtt_publish_send_record,
     .goodbye = mqtt_goodbye,
     .alias_address = mqtt_alias_address,
+    .unbind = mqtt_unbind,
     .destroy = mqtt_destroy,
     .connect_version = mqtt_connect_version,
 };

@@ -34,6 +34,7 @@ enum {
     RC_SESSION_TAKEN_OVER = 0x8E,
     RC_FILTER_INVALID = 0x8F,
     RC_PACKET_ID_IN_USE = 0x91,
+    RC_PACKET_ID_NOT_FOUND = 0x92,
     RC_PACKET_TOO_LARGE = 0x95,
     RC_QUOTA_EXCEEDED = 0x97,
     RC_TOPIC_ALIAS_INVALID = 0x94,
@@ -121,6 +122,8 @@ void mqtt_subs_recheck(struct mqtt_conn *m);
 
 /* Unregister and free every subscription (session end). */
 void mqtt_subs_release(struct mqtt_conn *m);
+/* Withdraw every topic route of M (its filters stay): when it starts closing. */
+void mqtt_subs_unregister(struct mqtt_conn *m);
 
 /* The topic (its length, written into BUF) and QoS to publish this client's Records
  * with; 0 if its subscriptions take none. */

@@ -61,7 +61,9 @@ static void register_sub(struct mqtt_conn *m, struct mqtt_sub *s)
     const char *f = s->filter;
     size_t n = strlen(f);
     struct route me = {worker_index(m->base.w), m->base.id};
-    if (s->registered || s->wildcard)
+    /* Nothing routes to a client by topic before its ID is known and its filters have
+     * passed the ACL (mqtt_subs_recheck registers them then). */
+    if (s->registered || s->wildcard || !m->base.eid)
         return;
     if (n >= 2 && strcmp(f + n - 2, "/#") == 0)
         n -= 2;
@@ -71,15 +73,20 @@ static void register_sub(struct mqtt_conn *m, struct mqtt_sub *s)
         return;
     }
     static const struct span none = {NULL, 0};
+    /* The first subscriber keeps a topic; the same connection may bind it again. */
     if (router_bind(m->base.relay->router, ROUTER_TOPICS, span_from_str(f, n), none, me,
-                    DUP_REPLACE_OLD, NULL) >= 0)
+                    DUP_REFUSE_NEW, NULL) == ROUTER_BOUND)
         s->registered = strndup(f, n);
 }
 
 static void unregister_sub(struct mqtt_conn *m, struct mqtt_sub *s)
 {
     static const struct span none = {NULL, 0};
-    if (s->registered)
+    int shared = 0; /* another filter of this connection ("x" and "x/#") keeps the topic */
+    for (size_t i = 0; s->registered && i < m->n_subs; i++)
+        shared |= &m->subs[i] != s && m->subs[i].registered &&
+                  strcmp(m->subs[i].registered, s->registered) == 0;
+    if (s->registered && !shared)
         router_unbind(m->base.relay->router, ROUTER_TOPICS,
                       span_from_str(s->registered, strlen(s->registered)), none, m->base.id);
     free(s->registered);
@@ -105,6 +112,12 @@ void mqtt_subs_recheck(struct mqtt_conn *m)
         free(m->subs[i].filter);
         m->subs[i] = m->subs[--m->n_subs];
     }
+}
+
+void mqtt_subs_unregister(struct mqtt_conn *m)
+{
+    for (size_t i = 0; i < m->n_subs; i++)
+        unregister_sub(m, &m->subs[i]);
 }
 
 void mqtt_subs_release(struct mqtt_conn *m)
@@ -144,6 +157,8 @@ size_t mqtt_subs_delivery_topic(struct mqtt_conn *m, char *buf, size_t cap, uint
         }
         if (!t)
             continue;
+        if (strlen(t) >= cap)
+            continue; /* never send on a cut topic */
         char probe[MQTT_TOPIC_MAX + 16];
         int n = snprintf(probe, sizeof probe, m->level == 5 ? "%s" : "%s/reply-to=x", t);
         if (n < 0 || (size_t)n >= sizeof probe)
@@ -157,11 +172,16 @@ size_t mqtt_subs_delivery_topic(struct mqtt_conn *m, char *buf, size_t cap, uint
             }
         }
     }
-    if (m->level != 5 && m->n_subs > 0 && m->own_topic) {
-        /* 3.1.1 subscribed to an exact topic: USP still puts reply-to in the name. */
-        *qos = m->subs[0].qos;
-        snprintf(buf, cap, "%s", m->own_topic);
-        return strlen(buf);
+    if (m->level != 5 && m->own_topic && strlen(m->own_topic) < cap) {
+        /* 3.1.1 subscribed to its exact topic: USP still puts reply-to in the name
+         * (R-MQTT.24), so it goes there, at that subscription's QoS. */
+        for (size_t i = 0; i < m->n_subs; i++) {
+            if (strcmp(m->subs[i].filter, m->own_topic) == 0) {
+                *qos = m->subs[i].qos;
+                snprintf(buf, cap, "%s", m->own_topic);
+                return strlen(buf);
+            }
+        }
     }
     return 0;
 }

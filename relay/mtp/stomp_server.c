@@ -720,6 +720,11 @@ too_much_before_connect:
                    lim->max_unidentified_input);
 }
 
+static void stomp_unbind(struct conn *c)
+{
+    drop_subscription((struct stomp_conn *)c);
+}
+
 static void stomp_destroy(struct conn *c)
 {
     struct stomp_conn *s = (struct stomp_conn *)c;
@@ -739,6 +744,7 @@ static const struct conn_ops stomp_ops = {
     .send_record = stomp_send_record,
     .goodbye = stomp_goodbye,
     .alias_address = stomp_alias_address,
+    .unbind = stomp_unbind,
     .destroy = stomp_destroy,
 };
 

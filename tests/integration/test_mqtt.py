@@ -690,15 +690,15 @@ def test_unknown_to_id_delivered_by_topic(relay):
     """A Record for an unknown to_id published on another client's subscribed concrete
     topic goes to that client, and the route is learned for that sender only."""
     rx = relay.mqtt_client(level=4)
-    rx.connect("dev-unknown")             # no EID yet
-    assert rx.subscribe("usp/agents/os::hidden/#") == [1]
+    rx.connect("os::00256D-gw")           # a gateway: its own ID, and a topic for others
+    assert rx.subscribe("usp/agents/os::00256D-gw/#") == [1]
     tx = relay.mqtt_endpoint("self::hint-tx")
     other = relay.mqtt_endpoint("self::hint-other")
     r = w.no_session("os::hidden", "self::hint-tx", b"by topic")
-    assert tx.send_record(r, "usp/agents/os::hidden", qos=1).reason == 0
+    assert tx.send_record(r, "usp/agents/os::00256D-gw", qos=1).reason == 0
     m = rx.recv_publish()
     assert m.payload == r
-    assert m.topic == "usp/agents/os::hidden/reply-to=usp%2Fendpoint%2Fself::hint-tx"
+    assert m.topic == "usp/agents/os::00256D-gw/reply-to=usp%2Fendpoint%2Fself::hint-tx"
     # Learned for tx: any topic now reaches rx.
     r2 = w.no_session("os::hidden", "self::hint-tx", b"learned")
     assert tx.send_record(r2, "usp/endpoint/os::hidden", qos=1).reason == 0
@@ -710,6 +710,35 @@ def test_unknown_to_id_delivered_by_topic(relay):
     assert tx.send_record(w.no_session("self::ghost", "self::hint-tx"), tx.topic,
                           qos=1).reason == 0x10
     rx.expect_nothing(0.2)
+
+
+def test_unidentified_subscription_routes_nothing(relay):
+    """Before a client's endpoint ID is known its SUBSCRIBE is answered but routes
+    nothing: otherwise anyone could subscribe to an offline victim's topic and take
+    Records for it before the ACL ever saw its ID."""
+    spy = relay.mqtt_client(level=5)
+    spy.connect("spy")                    # v5 without usp-endpoint-id: no EID yet
+    assert spy.subscribe("usp/endpoint/self::victim") == [1]
+    tx = relay.mqtt_endpoint("self::victim-ctrl")
+    r = w.no_session("self::victim", "self::victim-ctrl", b"not for the spy")
+    assert tx.send_record(r, "usp/endpoint/self::victim", qos=1).reason == 0x10
+    spy.expect_nothing(0.2)
+
+
+def test_reply_to_that_is_no_topic_is_dropped(relay):
+    """A 3.1.1 /reply-to= that decodes to something that is not a topic name (wildcards,
+    NUL) is not passed on: the receiver would drop its connection over it."""
+    rx = relay.mqtt_client(level=4)
+    rx.connect("os::00256D-rx")
+    assert rx.subscribe("usp/endpoint/os::00256D-rx/#") == [1]
+    tx = relay.mqtt_client(level=4)
+    tx.connect("os::00256D-tx")
+    r = w.no_session("os::00256D-rx", "os::00256D-tx", b"evil reply-to")
+    assert tx.send_record(r, "usp/c/reply-to=a%2Bb%23c%00d", qos=1).reason == 0
+    m = rx.recv_publish()
+    assert m.payload == r
+    # The alias topic of the sender replaces the invalid one.
+    assert m.topic == "usp/endpoint/os::00256D-rx/reply-to=usp%2Fendpoint%2Fos::00256D-tx"
 
 
 def test_unknown_to_id_delivered_by_wildcard_of_granted_endpoint(start_relay):
@@ -872,3 +901,37 @@ def test_obuspa_reachability_probe_tolerated(relay):
         relay.mqtt_client().close()
     c = relay.mqtt_endpoint(AGENT, level=4)
     c.ping()
+
+
+def test_refused_connect_does_not_take_over_client_id(start_relay):
+    """The ClientId takeover happens only when the new CONNECT succeeds: a CONNECT refused
+    (its endpoint ID is held, refuse-new) must not cost the holder of the ClientId its
+    session."""
+    relay = start_relay(relay={"duplicate_id_policy": "refuse-new"})
+    holder = relay.mqtt_endpoint("self::held-id")
+    a = relay.mqtt_client(level=5)
+    a.connect("shared-cid", eid="self::cid-owner")
+    assert a.subscribe(a.topic) == [1]
+    b = relay.mqtt_client(level=5)
+    p = b.connect("shared-cid", eid="self::held-id", expect=None)
+    assert p.reason != 0
+    assert not a.is_closed(0.3), "the ClientId holder was kicked by a refused CONNECT"
+    r = w.no_session("self::cid-owner", "self::held-id", b"still here")
+    holder.send_record(r, "x", qos=1)
+    assert a.recv_record() == r
+
+
+def test_closing_client_takes_no_records_by_topic(relay):
+    """A client that is closing (goodbye queued, flushing) has already withdrawn its topic
+    routes: a Record for an unknown ID on its topic is refused (0x10), not acknowledged
+    and lost."""
+    rx = relay.mqtt_client(level=4)
+    rx.connect("os::00256D-closing")
+    assert rx.subscribe("usp/agents/os::00256D-closing/#") == [1]
+    tx = relay.mqtt_endpoint("self::closing-tx")
+    rx.send_packet(b"\xe0\x00")           # DISCONNECT
+    # The relay shuts its side at once, then lingers (up to 500 ms, rx keeps its socket
+    # open) before the connection is freed: the Record below lands in that window.
+    rx.wait_closed()
+    r = w.no_session("os::unknown-1", "self::closing-tx", b"late")
+    assert tx.send_record(r, "usp/agents/os::00256D-closing", qos=1).reason == 0x10
