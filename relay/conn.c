@@ -35,6 +35,7 @@ static const char *const close_names[] = {
     [CLOSE_GOODBYE] = "goodbye",
     [CLOSE_SHUTDOWN] = "shutdown",
     [CLOSE_NO_MEMORY] = "no_memory",
+    [CLOSE_TOO_LARGE] = "too_large",
 };
 
 const char *close_reason_name(enum close_reason r)
@@ -167,22 +168,37 @@ static size_t input_bound(const struct conn *c)
     return (size_t)l->max_unidentified_input + 1024u;
 }
 
-struct conn *conn_create(size_t size, const struct conn_ops *ops, struct worker *w,
-                         const struct listener_cfg *lcfg, int fd, const char *peer)
+/* The part of a connection every transport has. */
+static struct conn *conn_alloc(size_t size, const struct conn_ops *ops, struct worker *w,
+                               const struct listener_cfg *lcfg, const char *peer)
 {
     struct relay *r = worker_relay(w);
     struct conn *c = calloc(1, size);
-    if (!c) {
-        close(fd);
+    if (!c)
         return NULL;
-    }
     c->ops = ops;
     c->w = w;
     c->relay = r;
     c->lcfg = lcfg;
     c->id = atomic_fetch_add(&r->next_conn_id, 1) + 1;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
+    return c;
+}
 
+static void log_open(const struct conn *c)
+{
+    char d[256];
+    log_debug("conn_open", "%s", conn_describe(c, d, sizeof d));
+}
+
+struct conn *conn_create(size_t size, const struct conn_ops *ops, struct worker *w,
+                         const struct listener_cfg *lcfg, int fd, const char *peer)
+{
+    struct conn *c = conn_alloc(size, ops, w, lcfg, peer);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
     c->bev = bufferevent_socket_new(worker_base(w), fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
         close(fd);
@@ -208,10 +224,25 @@ struct conn *conn_create(size_t size, const struct conn_ops *ops, struct worker 
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     worker_add_conn(w, c);
-
-    char d[256];
-    log_debug("conn_open", "%s", conn_describe(c, d, sizeof d));
+    log_open(c);
     return c;
+}
+
+struct conn *conn_create_external(size_t size, const struct conn_ops *ops, struct worker *w,
+                                  const struct listener_cfg *lcfg, const char *peer)
+{
+    struct conn *c = conn_alloc(size, ops, w, lcfg, peer);
+    if (!c)
+        return NULL;
+    worker_add_conn(w, c);
+    log_open(c);
+    return c;
+}
+
+void conn_release(struct conn *c)
+{
+    worker_remove_conn(c->w, c);
+    conn_free(c);
 }
 
 int conn_bind_endpoint(struct conn *c, const char *eid, size_t len, const char *peer,
@@ -261,6 +292,15 @@ int conn_bind_endpoint(struct conn *c, const char *eid, size_t len, const char *
         c->flags |= CONN_NO_UNBIND;
         return rc == ROUTER_REFUSED ? CONN_BIND_REFUSED : CONN_BIND_NOMEM;
     }
+    if (peer_len && c->ops->pair_fallback) {
+        if (router_fallback_add(r->router, span_from_str(eid, len), me) != 0) {
+            router_unbind(r->router, ROUTER_IDS, span_from_str(eid, len),
+                          span_from_str(peer, peer_len), c->id);
+            c->flags |= CONN_NO_UNBIND;
+            return CONN_BIND_NOMEM;
+        }
+        c->flags |= CONN_FALLBACK;
+    }
     stats_inc(conn_stats(c), STAT_conn_identified);
     log_info("endpoint_bound", "%s", conn_describe(c, d, sizeof d));
     return 0;
@@ -299,7 +339,8 @@ void conn_handshake_done(struct conn *c)
     if (c->hs_timer)
         evtimer_del(c->hs_timer);
     c->flags |= CONN_IDENTIFIED;
-    bufferevent_setwatermark(c->bev, EV_READ, 0, input_bound(c));
+    if (c->bev)
+        bufferevent_setwatermark(c->bev, EV_READ, 0, input_bound(c));
 }
 
 static void unbind_all(struct conn *c)
@@ -310,6 +351,10 @@ static void unbind_all(struct conn *c)
     if (c->eid && !(c->flags & CONN_NO_UNBIND))
         router_unbind(rt, ROUTER_IDS, span_from_str(c->eid, c->eid_len),
                       span_from_str(c->route_peer, c->route_peer_len), c->id);
+    if (c->flags & CONN_FALLBACK) {
+        router_fallback_remove(rt, span_from_str(c->eid, c->eid_len), c->id);
+        c->flags &= ~CONN_FALLBACK;
+    }
     for (unsigned i = 0; i < c->n_learned; i++) {
         const char *to = c->learned[i], *from = to + strlen(to) + 1;
         router_unbind(rt, ROUTER_LEARNED, span_from_str(to, strlen(to)),
@@ -328,6 +373,10 @@ void conn_close(struct conn *c, enum close_reason why, const char *text)
     c->flags |= CONN_CLOSING;
     c->close_reason = why;
     unbind_all(c);
+    if (c->ops->close) {
+        c->ops->close(c, why, text, 1);
+        return;
+    }
     if (c->hs_timer)
         evtimer_del(c->hs_timer);
     bufferevent_disable(c->bev, EV_READ);
@@ -363,7 +412,10 @@ void conn_abort(struct conn *c, enum close_reason why)
         c->close_reason = why;
         unbind_all(c);
     }
-    worker_schedule_reap(c->w, c);
+    if (c->ops->close)
+        c->ops->close(c, why, NULL, 0);
+    else
+        worker_schedule_reap(c->w, c);
 }
 
 /* Called by the worker's reaper only. */
@@ -392,6 +444,8 @@ void conn_free(struct conn *c)
 
 size_t conn_output_queued(const struct conn *c)
 {
+    if (!c->bev)
+        return c->ops->output_queued(c);
     return evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 

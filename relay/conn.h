@@ -24,7 +24,7 @@
 #include "relay/record.h"
 #include "relay/stats.h"
 
-enum mtp_kind { MTP_NONE = 0, MTP_STOMP = 1, MTP_UDS = 2, MTP_MQTT = 3 };
+enum mtp_kind { MTP_NONE = 0, MTP_STOMP = 1, MTP_UDS = 2, MTP_MQTT = 3, MTP_WS = 4 };
 
 enum close_reason {
     CLOSE_PEER = 0,          /* peer closed */
@@ -38,6 +38,7 @@ enum close_reason {
     CLOSE_GOODBYE,           /* peer said goodbye (STOMP DISCONNECT, UDS Error TLV) */
     CLOSE_SHUTDOWN,          /* relay stopping */
     CLOSE_NO_MEMORY,
+    CLOSE_TOO_LARGE,         /* message over the size limit (WebSocket 1009) */
 };
 
 const char *close_reason_name(enum close_reason r);
@@ -68,15 +69,27 @@ struct conn_ops {
     /* Version field of this MTP's Connect Record for this peer (MQTT: V3_1_1 or V5).
      * NULL: 0. */
     uint32_t (*connect_version)(struct conn *c);
+    /* Connections whose transport is not a bufferevent of ours (WebSocket, in the
+     * libwebsockets thread) close themselves: conn_close()/conn_abort() have already
+     * unbound the routes; this says goodbye (TEXT may be NULL; FLUSH: queued Records may
+     * go first), and the MTP frees the connection with conn_release() once its
+     * transport is gone. NULL for bufferevent connections. */
+    void (*close)(struct conn *c, enum close_reason why, const char *text, int flush);
+    /* Output bytes queued, for transports that are not a bufferevent. */
+    size_t (*output_queued)(const struct conn *c);
+    /* A session bound to a pair also takes Records from senders its endpoint has no
+     * session for (router_fallback_add): WebSocket, where TR-369 wants that. */
+    int pair_fallback;
 };
 
 #define CONN_CLOSING 0x1u
 #define CONN_NO_FLUSH 0x2u /* socket is dead: free without waiting for output */
 #define CONN_REAPING 0x4u
-#define CONN_NO_UNBIND 0x8u
+#define CONN_NO_UNBIND 0x8u    /* the router holds no binding of ours (any more) */
 #define CONN_IDENTIFIED 0x10u /* handshake complete: full input limits apply */
 #define CONN_READ_PAUSED 0x20u /* own output over its bound: not reading until it drains */
-#define CONN_LINGER 0x40u      /* goodbye flushed, write side shut: discarding input */ /* the router holds no binding of ours (any more) */
+#define CONN_LINGER 0x40u      /* goodbye flushed, write side shut: discarding input */
+#define CONN_FALLBACK 0x80u    /* registered as a fallback session of its endpoint */
 
 #define CONN_MAX_LEARNED 16
 
@@ -112,6 +125,15 @@ struct conn {
  * it up on FD and register it with W. Takes the fd; returns NULL on failure (fd closed). */
 struct conn *conn_create(size_t size, const struct conn_ops *ops, struct worker *w,
                          const struct listener_cfg *lcfg, int fd, const char *peer);
+
+/* Set up a session of SIZE bytes for a transport that is not a bufferevent (ops->close
+ * and ops->output_queued set) and register it with W, which must be the thread calling.
+ * Returns NULL when out of memory. */
+struct conn *conn_create_external(size_t size, const struct conn_ops *ops, struct worker *w,
+                                  const struct listener_cfg *lcfg, const char *peer);
+
+/* The transport of an external connection is gone: free it now (owner thread). */
+void conn_release(struct conn *c);
 
 /* Bind the endpoint ID (and optional pair peer) to this connection in the router,
  * applying the duplicate policy. Returns 0, CONN_BIND_REFUSED (already connected and

@@ -24,6 +24,20 @@ struct rbuf *rbuf_new(size_t len)
     return rb;
 }
 
+struct rbuf *rbuf_grow(struct rbuf *rb, size_t cap)
+{
+    if (cap <= rb->cap)
+        return rb;
+    if (cap > UINT32_MAX - RBUF_HEADROOM || rb->data != rb->storage + RBUF_HEADROOM)
+        return NULL;
+    struct rbuf *n = realloc(rb, sizeof *rb + RBUF_HEADROOM + cap);
+    if (!n)
+        return NULL;
+    n->data = n->storage + RBUF_HEADROOM;
+    n->cap = cap;
+    return n;
+}
+
 int rbuf_set_reply_to(struct rbuf *rb, const char *s, size_t len)
 {
     char *copy = malloc(len + 1);

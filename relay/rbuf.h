@@ -35,6 +35,11 @@ struct rbuf {
 /* A buffer with room for LEN Record bytes (plus headroom). NULL on allocation failure. */
 struct rbuf *rbuf_new(size_t len);
 
+/* Room for CAP Record bytes in a buffer nobody else holds yet (a message being
+ * reassembled); data keeps its bytes. Returns the buffer, which may have moved, or NULL
+ * (RB unchanged) when out of memory. */
+struct rbuf *rbuf_grow(struct rbuf *rb, size_t cap);
+
 /* Set reply_to to a copy of S (LEN bytes); returns 0 or -1. */
 int rbuf_set_reply_to(struct rbuf *rb, const char *s, size_t len);
 

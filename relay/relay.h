@@ -15,13 +15,16 @@
 #include "relay/topic_filters.h"
 
 struct worker;
+struct ws_server;
 
 struct relay {
     const struct relay_config *cfg;
     struct router *router;
     struct topic_filters *topic_filters; /* MQTT wildcard subscriptions (subscribe_any) */
-    struct worker **workers;
+    struct worker **workers;     /* the I/O workers, then the WebSocket thread's if any */
     unsigned n_workers;
+    unsigned n_io_workers;       /* libevent workers: the first n_io_workers of workers */
+    struct ws_server *ws;        /* WebSocket service thread, NULL without ws listeners */
     _Atomic uint64_t next_conn_id;
     _Atomic uint32_t live_conns; /* accepted and not yet freed, against max_connections */
     struct stats acceptor;       /* counters of the accepting thread */

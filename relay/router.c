@@ -30,8 +30,27 @@ struct table {
     _Atomic size_t pairs; /* entries with a peer: skip pair lookups while 0 */
 };
 
+/* The fallback sessions of an endpoint (router_fallback_add), by endpoint ID. */
+struct fallback_set {
+    struct fallback_set *next;
+    uint64_t hash;
+    uint32_t key_len;
+    uint32_t n, cap;
+    struct route *routes; /* oldest first */
+    uint8_t key[];
+};
+
+struct fallback_shard {
+    pthread_rwlock_t lock;
+    struct fallback_set **buckets;
+    size_t n_buckets; /* power of two */
+    size_t count;
+};
+
 struct router {
     struct table tables[ROUTER_TABLES];
+    struct fallback_shard fallback_shards[ROUTER_SHARDS];
+    _Atomic size_t fallbacks; /* sessions in the fallback sets: skip them while 0 */
 };
 
 static uint64_t hash_key(struct span key, struct span peer)
@@ -105,6 +124,16 @@ struct router *router_new(void)
             }
         }
     }
+    for (int i = 0; i < ROUTER_SHARDS; i++) {
+        struct fallback_shard *ps = &r->fallback_shards[i];
+        pthread_rwlock_init(&ps->lock, NULL);
+        ps->n_buckets = 16;
+        ps->buckets = calloc(ps->n_buckets, sizeof *ps->buckets);
+        if (!ps->buckets) {
+            router_free(r);
+            return NULL;
+        }
+    }
     return r;
 }
 
@@ -127,7 +156,130 @@ void router_free(struct router *r)
             pthread_rwlock_destroy(&s->lock);
         }
     }
+    for (int i = 0; i < ROUTER_SHARDS; i++) {
+        struct fallback_shard *ps = &r->fallback_shards[i];
+        for (size_t b = 0; ps->buckets && b < ps->n_buckets; b++) {
+            struct fallback_set *e = ps->buckets[b];
+            while (e) {
+                struct fallback_set *next = e->next;
+                free(e->routes);
+                free(e);
+                e = next;
+            }
+        }
+        free(ps->buckets);
+        if (ps->n_buckets) /* initialised */
+            pthread_rwlock_destroy(&ps->lock);
+    }
     free(r);
+}
+
+/* ------------------------------------------------------------------ fallback sets */
+
+static struct fallback_set **fallback_slot(struct fallback_shard *ps, uint64_t h, struct span key)
+{
+    struct fallback_set **pp = &ps->buckets[h & (ps->n_buckets - 1)];
+    while (*pp && !((*pp)->hash == h && (*pp)->key_len == key.len &&
+                    memcmp((*pp)->key, key.ptr, key.len) == 0))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void fallback_shard_grow(struct fallback_shard *ps)
+{
+    size_t n = ps->n_buckets * 2;
+    struct fallback_set **nb = calloc(n, sizeof *nb);
+    if (!nb)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < ps->n_buckets; i++) {
+        struct fallback_set *e = ps->buckets[i];
+        while (e) {
+            struct fallback_set *next = e->next;
+            e->next = nb[e->hash & (n - 1)];
+            nb[e->hash & (n - 1)] = e;
+            e = next;
+        }
+    }
+    free(ps->buckets);
+    ps->buckets = nb;
+    ps->n_buckets = n;
+}
+
+int router_fallback_add(struct router *r, struct span key, struct route t)
+{
+    static const struct span none = {NULL, 0};
+    uint64_t h = hash_key(key, none);
+    struct fallback_shard *ps = &r->fallback_shards[(h >> 58) & (ROUTER_SHARDS - 1)];
+    int rc = -1;
+    pthread_rwlock_wrlock(&ps->lock);
+    struct fallback_set **slot = fallback_slot(ps, h, key), *e = *slot;
+    if (!e) {
+        e = calloc(1, sizeof *e + key.len);
+        if (!e)
+            goto out;
+        e->hash = h;
+        e->key_len = (uint32_t)key.len;
+        memcpy(e->key, key.ptr, key.len);
+        *slot = e;
+        if (++ps->count > ps->n_buckets)
+            fallback_shard_grow(ps);
+    }
+    if (e->n == e->cap) {
+        uint32_t ncap = e->cap ? e->cap * 2 : 2;
+        struct route *nr = realloc(e->routes, ncap * sizeof *nr);
+        if (!nr)
+            goto out; /* an empty set is dropped by the next removal or at free */
+        e->routes = nr;
+        e->cap = ncap;
+    }
+    e->routes[e->n++] = t;
+    atomic_fetch_add(&r->fallbacks, 1);
+    rc = 0;
+out:
+    pthread_rwlock_unlock(&ps->lock);
+    return rc;
+}
+
+void router_fallback_remove(struct router *r, struct span key, uint64_t conn_id)
+{
+    static const struct span none = {NULL, 0};
+    uint64_t h = hash_key(key, none);
+    struct fallback_shard *ps = &r->fallback_shards[(h >> 58) & (ROUTER_SHARDS - 1)];
+    pthread_rwlock_wrlock(&ps->lock);
+    struct fallback_set **slot = fallback_slot(ps, h, key), *e = *slot;
+    if (e) {
+        for (uint32_t i = 0; i < e->n; i++) {
+            if (e->routes[i].conn_id == conn_id) {
+                memmove(&e->routes[i], &e->routes[i + 1], (e->n - i - 1) * sizeof *e->routes);
+                e->n--;
+                break;
+            }
+        }
+        if (e->n == 0) {
+            *slot = e->next;
+            free(e->routes);
+            free(e);
+            ps->count--;
+        }
+    }
+    pthread_rwlock_unlock(&ps->lock);
+}
+
+/* The newest fallback session of KEY. 0 or -1. */
+static int fallback_any(struct router *r, struct span key, struct route *out)
+{
+    static const struct span none = {NULL, 0};
+    uint64_t h = hash_key(key, none);
+    struct fallback_shard *ps = &r->fallback_shards[(h >> 58) & (ROUTER_SHARDS - 1)];
+    int rc = -1;
+    pthread_rwlock_rdlock(&ps->lock);
+    struct fallback_set *e = *fallback_slot(ps, h, key);
+    if (e && e->n) {
+        *out = e->routes[e->n - 1];
+        rc = 0;
+    }
+    pthread_rwlock_unlock(&ps->lock);
+    return rc;
 }
 
 int router_bind(struct router *r, enum router_table table, struct span key, struct span peer,
@@ -227,10 +379,13 @@ int router_get(struct router *r, enum router_table table, struct span key, struc
 int router_lookup(struct router *r, struct span to, struct span from, struct route *out)
 {
     static const struct span none = {NULL, 0};
-    if (atomic_load_explicit(&r->tables[ROUTER_IDS].pairs, memory_order_relaxed) &&
-        router_get(r, ROUTER_IDS, to, from, out) == 0)
+    int pairs = atomic_load_explicit(&r->tables[ROUTER_IDS].pairs, memory_order_relaxed) != 0;
+    if (pairs && router_get(r, ROUTER_IDS, to, from, out) == 0)
         return 0;
-    return router_get(r, ROUTER_IDS, to, none, out);
+    if (router_get(r, ROUTER_IDS, to, none, out) == 0)
+        return 0;
+    return atomic_load_explicit(&r->fallbacks, memory_order_relaxed) ? fallback_any(r, to, out)
+                                                                     : -1;
 }
 
 size_t router_count(struct router *r, enum router_table table)

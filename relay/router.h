@@ -60,8 +60,15 @@ int router_bind(struct router *r, enum router_table table, struct span key, stru
 int router_unbind(struct router *r, enum router_table table, struct span key, struct span peer,
                   uint64_t conn_id);
 
-/* Route for a Record to TO from FROM: the pair first, then TO alone. 0 or -1. */
+/* Route for a Record to TO from FROM: the pair first, then TO alone, then TO's newest
+ * fallback session. 0 or -1. */
 int router_lookup(struct router *r, struct span to, struct span from, struct route *out);
+
+/* Fallback sessions: a session of endpoint KEY bound to a pair (WebSocket) that also
+ * takes Records from senders KEY has no session for. router_lookup tries them last and
+ * picks the newest. Add returns 0 or -1 (no memory); remove forgets CONN_ID's. */
+int router_fallback_add(struct router *r, struct span key, struct route t);
+void router_fallback_remove(struct router *r, struct span key, uint64_t conn_id);
 
 /* Exact lookup of KEY (+ PEER) in TABLE. 0 or -1. */
 int router_get(struct router *r, enum router_table table, struct span key, struct span peer,

@@ -33,7 +33,7 @@ struct mailbox {
     uint64_t record_bytes; /* Record bytes waiting in msgs */
     uint64_t max_record_bytes;
     int signalled;
-    int efd;
+    int efd;         /* libevent workers: the eventfd the loop waits on */
     struct event *ev;
 };
 
@@ -42,7 +42,8 @@ struct worker {
     struct relay *relay;
     pthread_t thread;
     int started;
-    struct event_base *base;
+    struct event_base *base;       /* NULL for a worker whose loop is not ours */
+    struct worker_hooks hooks;     /* such a worker's wake-up and stop */
     struct mailbox mbox;
     struct wmsg *drain; /* the owner's side of the swapped mailbox vector */
     size_t drain_cap;
@@ -105,6 +106,13 @@ static void table_remove(struct worker *w, struct conn *c)
         *pp = c->table_next;
         w->n_conns--;
     }
+}
+
+void worker_foreach_conn(struct worker *w, void (*fn)(struct conn *c, void *arg), void *arg)
+{
+    for (size_t i = 0; i < w->table_size; i++)
+        for (struct conn *c = w->table[i]; c; c = c->table_next)
+            fn(c, arg);
 }
 
 struct conn *worker_find_conn(struct worker *w, uint64_t id)
@@ -180,10 +188,14 @@ out:
     rbuf_unref(rb);
 }
 
-static void mailbox_wake(struct mailbox *mb)
+static void mailbox_wake(struct worker *w)
 {
+    if (w->hooks.wake) {
+        w->hooks.wake(w->hooks.arg);
+        return;
+    }
     uint64_t one = 1;
-    ssize_t r = write(mb->efd, &one, sizeof one);
+    ssize_t r = write(w->mbox.efd, &one, sizeof one);
     (void)r; /* EAGAIN means the counter is already non-zero: the owner will wake */
 }
 
@@ -218,7 +230,7 @@ static int mailbox_post(struct worker *w, const struct wmsg *m)
     pthread_mutex_unlock(&mb->lock);
 
     if (wake)
-        mailbox_wake(mb);
+        mailbox_wake(w);
     return 0;
 }
 
@@ -266,15 +278,30 @@ void worker_post_stop(struct worker *w)
         usleep(1000); /* stopping must get through; memory comes back as queues drain */
 }
 
+static void abort_one(struct conn *c, void *arg)
+{
+    (void)arg;
+    conn_abort(c, CLOSE_SHUTDOWN);
+}
+
+static void close_one(struct conn *c, void *arg)
+{
+    (void)arg;
+    conn_close(c, CLOSE_SHUTDOWN, "relay shutting down");
+}
+
+void worker_close_all(struct worker *w)
+{
+    worker_foreach_conn(w, close_one, NULL);
+}
+
 static void stop_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct worker *w = arg;
     /* Connections still flushing past the shutdown timeout are cut. */
-    for (size_t i = 0; i < w->table_size; i++)
-        for (struct conn *c = w->table[i]; c; c = c->table_next)
-            conn_abort(c, CLOSE_SHUTDOWN);
+    worker_foreach_conn(w, abort_one, NULL);
     event_base_loopbreak(w->base);
 }
 
@@ -289,9 +316,7 @@ static void begin_stop(struct worker *w)
     w->stop_deadline = evtimer_new(w->base, stop_deadline_cb, w);
     if (w->stop_deadline)
         evtimer_add(w->stop_deadline, &tv);
-    for (size_t i = 0; i < w->table_size; i++)
-        for (struct conn *c = w->table[i]; c; c = c->table_next)
-            conn_close(c, CLOSE_SHUTDOWN, "relay shutting down");
+    worker_close_all(w);
     maybe_finish_stop(w);
 }
 
@@ -322,19 +347,19 @@ static void handle_msg(struct worker *w, struct wmsg *m)
         break;
     }
     case WMSG_STOP:
-        begin_stop(w);
+        if (w->hooks.begin_stop) {
+            w->stopping = 1;
+            w->hooks.begin_stop(w->hooks.arg);
+        } else {
+            begin_stop(w);
+        }
         break;
     }
 }
 
-static void mailbox_cb(evutil_socket_t fd, short what, void *arg)
+int worker_drain_mailbox(struct worker *w)
 {
-    (void)what;
-    struct worker *w = arg;
     struct mailbox *mb = &w->mbox;
-    uint64_t v;
-    ssize_t r = read(fd, &v, sizeof v);
-    (void)r;
 
     /* One batch per wake-up, so a flood of deliveries cannot keep this thread away
      * from its sockets and timers: what arrives meanwhile waits for the next round. */
@@ -357,12 +382,23 @@ static void mailbox_cb(evutil_socket_t fd, short what, void *arg)
         mb->signalled = 0;
     pthread_mutex_unlock(&mb->lock);
     if (more)
-        mailbox_wake(mb);
+        mailbox_wake(w);
+    return more;
+}
+
+static void mailbox_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof v);
+    (void)r;
+    worker_drain_mailbox(arg);
 }
 
 /* ------------------------------------------------------------------ lifecycle */
 
-struct worker *worker_new(struct relay *r, unsigned index)
+/* What every worker has: id table, mailbox lock and bound. */
+static struct worker *worker_alloc(struct relay *r, unsigned index)
 {
     struct worker *w = calloc(1, sizeof *w);
     if (!w)
@@ -375,8 +411,20 @@ struct worker *worker_new(struct relay *r, unsigned index)
     pthread_mutex_init(&w->mbox.lock, NULL);
     w->table_size = 64;
     w->table = calloc(w->table_size, sizeof *w->table);
+    if (!w->table) {
+        worker_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+struct worker *worker_new(struct relay *r, unsigned index)
+{
+    struct worker *w = worker_alloc(r, index);
+    if (!w)
+        return NULL;
     w->base = event_base_new();
-    if (!w->table || !w->base)
+    if (!w->base)
         goto fail;
     w->mbox.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->mbox.efd < 0)
@@ -391,6 +439,20 @@ fail:
     return NULL;
 }
 
+struct worker *worker_new_external(struct relay *r, unsigned index,
+                                   const struct worker_hooks *hooks)
+{
+    struct worker *w = worker_alloc(r, index);
+    if (w)
+        w->hooks = *hooks;
+    return w;
+}
+
+void worker_remove_conn(struct worker *w, struct conn *c)
+{
+    table_remove(w, c);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -400,6 +462,8 @@ static void *worker_main(void *arg)
 
 int worker_start(struct worker *w)
 {
+    if (!w->base)
+        return 0; /* an external worker's owner runs its loop */
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
         return -1;
     w->started = 1;

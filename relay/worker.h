@@ -3,7 +3,8 @@
  * Other threads never touch a worker's connections; they post messages (adopt an
  * accepted socket, deliver a Record to a connection id, close a connection, stop).
  * The mailbox is a mutex-guarded vector swapped out whole by the owner, woken through
- * an eventfd only when it goes from empty to non-empty.
+ * an eventfd only when it goes from empty to non-empty. The WebSocket service thread is
+ * a worker too, with its own loop and wake-up (worker_new_external).
  */
 #ifndef USPRELAY_WORKER_H
 #define USPRELAY_WORKER_H
@@ -26,6 +27,22 @@ typedef struct conn *(*conn_factory)(struct worker *w, int fd, const struct list
                                      const char *peer);
 
 struct worker *worker_new(struct relay *r, unsigned index);
+
+/* A worker whose loop is someone else's (the libwebsockets service thread): no event
+ * base and no thread of its own. WAKE is called (from any thread) when its mailbox goes
+ * from empty to non-empty; the owner then calls worker_drain_mailbox() on its thread.
+ * BEGIN_STOP is called there when the stop message arrives. */
+struct worker_hooks {
+    void (*wake)(void *arg);
+    void (*begin_stop)(void *arg);
+    void *arg;
+};
+struct worker *worker_new_external(struct relay *r, unsigned index,
+                                   const struct worker_hooks *hooks);
+
+/* Handle one batch of mailbox messages (owner thread). Returns 1 if more are waiting
+ * (the wake hook has been called again). */
+int worker_drain_mailbox(struct worker *w);
 int worker_start(struct worker *w);
 /* Ask the worker to close its connections (goodbye + bounded drain) and stop. */
 void worker_post_stop(struct worker *w);
@@ -54,5 +71,11 @@ void worker_deliver(struct worker *self, struct route rt, struct rbuf *rb, int l
 void worker_add_conn(struct worker *w, struct conn *c);
 void worker_schedule_reap(struct worker *w, struct conn *c);
 struct conn *worker_find_conn(struct worker *w, uint64_t id);
+/* Call FN for every connection of W (owner thread); FN may close it, not free it. */
+void worker_foreach_conn(struct worker *w, void (*fn)(struct conn *c, void *arg), void *arg);
+/* Close every connection of W with its MTP's goodbye for shutdown (owner thread). */
+void worker_close_all(struct worker *w);
+/* External workers free their connections themselves: take C out of the id table. */
+void worker_remove_conn(struct worker *w, struct conn *c);
 
 #endif

@@ -92,6 +92,56 @@ START_TEST(pair_routes_first)
 }
 END_TEST
 
+START_TEST(fallback_sessions)
+{
+    struct router *r = router_new();
+    struct route c1 = {2, 10}, c2 = {2, 11}, got;
+    /* Agent A holds a pair session per controller; C3 has none. */
+    ck_assert_int_eq(router_bind(r, ROUTER_IDS, S("os::a"), S("self::c1"), c1, DUP_REPLACE_OLD, NULL),
+                     ROUTER_BOUND);
+    ck_assert_int_eq(router_lookup(r, S("os::a"), S("self::c3"), &got), -1);
+    ck_assert_int_eq(router_fallback_add(r, S("os::a"), c1), 0);
+    ck_assert_int_eq(router_bind(r, ROUTER_IDS, S("os::a"), S("self::c2"), c2, DUP_REPLACE_OLD, NULL),
+                     ROUTER_BOUND);
+    ck_assert_int_eq(router_fallback_add(r, S("os::a"), c2), 0);
+    /* Pairs still win; a stranger gets the newest fallback session. */
+    ck_assert_int_eq(router_lookup(r, S("os::a"), S("self::c1"), &got), 0);
+    ck_assert_uint_eq(got.conn_id, 10);
+    ck_assert_int_eq(router_lookup(r, S("os::a"), S("self::c3"), &got), 0);
+    ck_assert_uint_eq(got.conn_id, 11);
+    /* A plain binding of the ID comes before any fallback. */
+    struct route plain = {0, 12};
+    ck_assert_int_eq(router_bind(r, ROUTER_IDS, S("os::a"), NONE, plain, DUP_REPLACE_OLD, NULL),
+                     ROUTER_BOUND);
+    ck_assert_int_eq(router_lookup(r, S("os::a"), S("self::c3"), &got), 0);
+    ck_assert_uint_eq(got.conn_id, 12);
+    ck_assert_int_eq(router_unbind(r, ROUTER_IDS, S("os::a"), NONE, 12), 1);
+    /* The newest one leaves: the older session is the fallback again. */
+    router_fallback_remove(r, S("os::a"), 11);
+    ck_assert_int_eq(router_lookup(r, S("os::a"), S("self::c3"), &got), 0);
+    ck_assert_uint_eq(got.conn_id, 10);
+    /* Removing someone else's or an unknown entry changes nothing. */
+    router_fallback_remove(r, S("os::a"), 99);
+    router_fallback_remove(r, S("os::b"), 10);
+    ck_assert_int_eq(router_lookup(r, S("os::a"), S("self::c3"), &got), 0);
+    router_fallback_remove(r, S("os::a"), 10);
+    ck_assert_int_eq(router_lookup(r, S("os::a"), S("self::c3"), &got), -1);
+    /* Many endpoints grow the table. */
+    char id[32];
+    for (unsigned i = 0; i < 5000; i++) {
+        snprintf(id, sizeof id, "os::agent-%u", i);
+        struct route t = {1, 1000u + i};
+        ck_assert_int_eq(router_fallback_add(r, S(id), t), 0);
+    }
+    for (unsigned i = 0; i < 5000; i += 499) {
+        snprintf(id, sizeof id, "os::agent-%u", i);
+        ck_assert_int_eq(router_lookup(r, S(id), S("self::x"), &got), 0);
+        ck_assert_uint_eq(got.conn_id, 1000u + i);
+    }
+    router_free(r);
+}
+END_TEST
+
 START_TEST(tables_are_separate)
 {
     struct router *r = router_new();
@@ -190,6 +240,7 @@ static Suite *router_suite(void)
     tcase_add_test(tc, replace_old_and_stale_unbind);
     tcase_add_test(tc, refuse_new);
     tcase_add_test(tc, pair_routes_first);
+    tcase_add_test(tc, fallback_sessions);
     tcase_add_test(tc, tables_are_separate);
     tcase_add_test(tc, many_keys_grow);
     tcase_add_test(tc, concurrent_readers);
