@@ -1,6 +1,7 @@
 /* forward.c — see forward.h. */
 #include "relay/forward.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "relay/log.h"
@@ -11,6 +12,23 @@
 static int span_eq(struct span a, const char *b, size_t blen)
 {
     return a.len == blen && memcmp(a.ptr, b, blen) == 0;
+}
+
+int forward_scan(struct conn *src, struct rbuf *rb, char *msg, size_t cap)
+{
+    rb->rx_ns = rbuf_now_ns();
+    rb->origin_mtp = (uint8_t)src->ops->mtp;
+    int e = record_scan(rb->data, rb->len, src->relay->cfg->max_endpoint_id_length, &rb->hdr);
+    if (e == 0)
+        return 0;
+    char d[256];
+    log_debug("record_malformed", "%s error=%s", conn_describe(src, d, sizeof d),
+              record_err_name(e));
+    if (msg)
+        snprintf(msg, cap, "cannot extract USP Record: %s", record_err_name(e));
+    conn_record_dropped(src, STAT_drop_malformed, NULL);
+    rbuf_unref(rb);
+    return e;
 }
 
 int forward_record(struct conn *src, struct rbuf *rb, enum router_table hint_table,

@@ -12,6 +12,12 @@
 #include "relay/rbuf.h"
 #include "relay/router.h"
 
+/* Stamp RB (its bytes just read from SRC) with the receive time and SRC's MTP, and scan
+ * its header. Returns 0, or the record_err code after counting drop_malformed and
+ * releasing RB; MSG (CAP bytes, may be NULL) then says why, for the MTPs that tell the
+ * peer before closing (WebSocket, UDS). */
+int forward_scan(struct conn *src, struct rbuf *rb, char *msg, size_t cap);
+
 /* Forward RB (scanned; one reference handed over) read from SRC. DEST_HINT: an MTP
  * address (STOMP destination, MQTT topic) to look up in HINT_TABLE when to_id is
  * unknown, or an empty span.

@@ -281,14 +281,9 @@ void mqtt_publish_on_publish(struct mqtt_conn *m, const uint8_t *body, size_t le
         goto ack;
     }
     memcpy(rb->data, pb.payload.ptr, pb.payload.len);
-    rb->rx_ns = rbuf_now_ns();
-    rb->origin_mtp = MTP_MQTT;
     rb->qos = pb.qos;
-    int e = record_scan(rb->data, rb->len, c->relay->cfg->max_endpoint_id_length, &rb->hdr);
-    if (e != 0) {
+    if (forward_scan(c, rb, NULL, 0) != 0) {
         /* Spec notes §9.1: a Record that cannot be extracted is dropped silently on MQTT. */
-        conn_record_dropped(c, STAT_drop_malformed, NULL);
-        rbuf_unref(rb);
         drop = STAT_drop_malformed;
         goto ack;
     }

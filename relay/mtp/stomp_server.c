@@ -494,18 +494,8 @@ static void on_send(struct stomp_conn *s, const struct stomp_frame *f, size_t he
     }
     evbuffer_remove(in, rb->data, body_len);
     evbuffer_drain(in, 1);
-    rb->rx_ns = rbuf_now_ns();
-    rb->origin_mtp = MTP_STOMP;
-    int e = record_scan(rb->data, rb->len, c->relay->cfg->max_endpoint_id_length, &rb->hdr);
-    if (e != 0) {
-        /* A Record that cannot be extracted is dropped silently on STOMP (§9.1). */
-        char d[256];
-        log_debug("record_malformed", "%s error=%s", conn_describe(c, d, sizeof d),
-                  record_err_name(e));
-        conn_record_dropped(c, STAT_drop_malformed, NULL);
-        rbuf_unref(rb);
-        goto done;
-    }
+    if (forward_scan(c, rb, NULL, 0) != 0)
+        goto done; /* a Record that cannot be extracted is dropped silently on STOMP (§9.1) */
     if (s->sub_dest && rbuf_set_reply_to(rb, s->sub_dest, strlen(s->sub_dest)) != 0) {
         conn_record_dropped(c, STAT_drop_no_memory, rb);
         rbuf_unref(rb);

@@ -130,16 +130,9 @@ static void on_record(struct uds_conn *u, const struct uds_tlv *t, struct rbuf *
         }
         memcpy(rb->data, t->value, t->len);
     }
-    rb->rx_ns = rbuf_now_ns();
-    rb->origin_mtp = MTP_UDS;
-    int e = record_scan(rb->data, rb->len, c->relay->cfg->max_endpoint_id_length, &rb->hdr);
-    if (e != 0) {
-        /* R-UDS.23: a Record that cannot be extracted ends the connection. */
-        char msg[96];
-        snprintf(msg, sizeof msg, "cannot extract USP Record: %s", record_err_name(e));
-        stats_inc(conn_stats(c), STAT_drop_malformed);
-        rbuf_unref(rb);
-        uds_error(c, CLOSE_PROTOCOL, msg);
+    char msg[96];
+    if (forward_scan(c, rb, msg, sizeof msg) != 0) {
+        uds_error(c, CLOSE_PROTOCOL, msg); /* R-UDS.23: this ends the connection */
         return;
     }
     static const struct span none = {NULL, 0};
