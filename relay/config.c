@@ -35,6 +35,7 @@ const char *listener_type_name(enum listener_type t)
     case LISTENER_STOMP: return "stomp";
     case LISTENER_UDS: return "uds";
     case LISTENER_MQTT: return "mqtt";
+    case LISTENER_WEBSOCKET: return "websocket";
     }
     return "?";
 }
@@ -274,6 +275,15 @@ void config_free(struct relay_config *cfg)
             for (size_t k = 0; l->mqtt.subscribe_any[k]; k++)
                 free(l->mqtt.subscribe_any[k]);
         free(l->mqtt.subscribe_any);
+        for (size_t k = 0; k < l->ws.n_controllers; k++) {
+            free(l->ws.controllers[k].path);
+            free(l->ws.controllers[k].endpoint_id);
+        }
+        free(l->ws.controllers);
+        for (size_t k = 0; k < l->ws.n_paths; k++)
+            free(l->ws.paths[k]);
+        free(l->ws.paths);
+        free(l->ws.mqtt_listener);
     }
     free(cfg->listeners);
     free(cfg->endpoint_id);

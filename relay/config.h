@@ -14,7 +14,7 @@
 
 #include "relay/log.h"
 
-enum listener_type { LISTENER_STOMP, LISTENER_UDS, LISTENER_MQTT };
+enum listener_type { LISTENER_STOMP, LISTENER_UDS, LISTENER_MQTT, LISTENER_WEBSOCKET };
 
 /* What to do with a Record whose from_id is not the sending connection's endpoint. */
 enum from_id_policy { FROM_ID_ENFORCE, FROM_ID_LOG, FROM_ID_OFF };
@@ -71,6 +71,25 @@ struct mqtt_listener_cfg {
     size_t n_subscribe_any;
 };
 
+/* A request path of a WebSocket listener that stands for one controller. */
+struct ws_controller_path {
+    char *path;        /* e.g. "/usp/ctrl1": '/' then printable ASCII, no '?', '#', '%' */
+    char *endpoint_id; /* the controller reached through it (a valid endpoint ID) */
+};
+
+struct ws_listener_cfg {
+    struct ws_controller_path *controllers; /* path -> controller; n_controllers entries */
+    size_t n_controllers;
+    char **paths;          /* paths accepted without naming a controller; n_paths entries */
+    size_t n_paths;
+    char *mqtt_listener;   /* name of the mqtt listener whose settings MQTT-over-WebSocket
+                              sessions use; NULL: subprotocol "mqtt" is refused */
+    const struct listener_cfg *mqtt; /* that listener, resolved at load time, or NULL */
+    uint32_t ping_interval_s; /* send a Ping after this long without input; 0: never */
+    uint32_t ping_timeout_s;  /* close when nothing arrives this long after the Ping */
+    uint32_t fragment_size;   /* 0: each Record in one frame; else payload bytes per frame */
+};
+
 struct listener_cfg {
     char *name;       /* unique, used in logs */
     enum listener_type type;
@@ -82,6 +101,7 @@ struct listener_cfg {
     struct stomp_listener_cfg stomp;
     struct uds_listener_cfg uds;
     struct mqtt_listener_cfg mqtt;
+    struct ws_listener_cfg ws;
 };
 
 struct relay_config {

@@ -1,12 +1,14 @@
 /* config_listeners.c — the "listeners" list of the configuration: each listener's common
- * keys, then its stomp, mqtt or uds keys (see docs/configuration.md), then the checks
- * across listeners: unique names, no two binds on the same port or socket path.
+ * keys, then its stomp, mqtt, uds or websocket keys (see docs/configuration.md), then the
+ * checks across listeners: unique names, no two binds on the same port or socket path, and
+ * each websocket listener's mqtt_listener naming an mqtt listener of the file.
  */
 #include "relay/config_ctx.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -23,17 +25,22 @@
 #define DEFAULT_TOPIC_TEMPLATE "usp/endpoint/{eid}"
 #define MAX_LISTENER_NAME 64
 #define MQTT_STRING_MAX 65535 /* an MQTT UTF-8 string or binary field, bytes */
+#define DEFAULT_WS_PATH "/usp"
+#define WS_PATH_MAX 256
+#define WS_FRAGMENT_MIN 125 /* smallest fragment_size other than 0 */
 
 /* Indexed by enum listener_type. */
-static const char *const listener_type_names[] = {"stomp", "uds", "mqtt"};
-_Static_assert(NELEM(listener_type_names) == LISTENER_MQTT + 1, "one name per listener type");
+static const char *const listener_type_names[] = {"stomp", "uds", "mqtt", "websocket"};
+_Static_assert(NELEM(listener_type_names) == LISTENER_WEBSOCKET + 1,
+               "one name per listener type");
 
 /* Which listener types a listener key belongs to. */
 #define FOR_STOMP (1u << LISTENER_STOMP)
 #define FOR_UDS (1u << LISTENER_UDS)
 #define FOR_MQTT (1u << LISTENER_MQTT)
-#define FOR_TCP (FOR_STOMP | FOR_MQTT)
-#define FOR_ALL (FOR_STOMP | FOR_UDS | FOR_MQTT)
+#define FOR_WS (1u << LISTENER_WEBSOCKET)
+#define FOR_TCP (FOR_STOMP | FOR_MQTT | FOR_WS)
+#define FOR_ALL (FOR_STOMP | FOR_UDS | FOR_MQTT | FOR_WS)
 
 static const char *const listener_keys[] = {
     "name", "type", "backlog", "limits",
@@ -44,6 +51,8 @@ static const char *const listener_keys[] = {
     "subscribe_topic_template", "username", "password", "server_keep_alive",
     "receive_maximum", "subscribe_any",
     "path", "mode", "owner", "group", "peer_endpoint_id",
+    "controllers", "paths", "mqtt_listener", "ping_interval", "ping_timeout",
+    "fragment_size",
     NULL};
 static const unsigned char listener_key_types[] = {
     FOR_ALL, FOR_ALL, FOR_ALL, FOR_ALL,
@@ -53,14 +62,19 @@ static const unsigned char listener_key_types[] = {
     FOR_STOMP,
     FOR_MQTT, FOR_MQTT, FOR_MQTT, FOR_MQTT,
     FOR_MQTT, FOR_MQTT,
-    FOR_UDS, FOR_UDS, FOR_UDS, FOR_UDS, FOR_UDS};
+    FOR_UDS, FOR_UDS, FOR_UDS, FOR_UDS, FOR_UDS,
+    FOR_WS, FOR_WS, FOR_WS, FOR_WS, FOR_WS,
+    FOR_WS};
 _Static_assert(NELEM(listener_keys) == NELEM(listener_key_types) + 1,
                "one type mask per listener key");
 
 /* What the cross-listener checks need to know about one listener. */
 struct listener_state {
     const config_setting_t *name_s; /* NULL unless the name is valid */
-    const config_setting_t *bind_s; /* address/port (stomp, mqtt) or path (uds), when valid */
+    const config_setting_t *bind_s; /* address/port (stomp, mqtt, websocket) or path (uds),
+                                       when valid */
+    int typed;                      /* the type parsed */
+    const config_setting_t *mqtt_s; /* a websocket listener's mqtt_listener, to resolve */
     int family;                     /* AF_INET / AF_INET6 for TCP listeners */
     unsigned char addr[16];
 };
@@ -259,11 +273,12 @@ static const char *type_with_article(enum listener_type t)
     case LISTENER_STOMP: return "a stomp";
     case LISTENER_UDS: return "a uds";
     case LISTENER_MQTT: return "an mqtt";
+    case LISTENER_WEBSOCKET: return "a websocket";
     }
     return "an unknown";
 }
 
-/* The address and port of a TCP listener (stomp, mqtt); USUAL names the protocol's
+/* The address and port of a TCP listener (stomp, mqtt, websocket); USUAL names the protocol's
  * customary port for the "required" message. */
 static void parse_tcp_bind(struct config_ctx *c, const config_setting_t *g, const char *pre,
                            const char *usual, struct listener_cfg *l, struct listener_state *st)
@@ -594,6 +609,308 @@ static void parse_uds(struct config_ctx *c, const config_setting_t *g, const cha
     }
 }
 
+/* A request path of a websocket listener. The server percent-decodes the request path
+ * once and compares it byte-for-byte with these, so a '%' here could never match what a
+ * client means by it. Returns NULL or what is wrong with P. */
+static const char *ws_path_problem(const char *p)
+{
+    if (p[0] != '/')
+        return "must start with '/'";
+    if (strlen(p) > WS_PATH_MAX)
+        return "too long: at most 256 bytes";
+    for (const unsigned char *q = (const unsigned char *)p; *q; q++) {
+        if (*q < 0x21 || *q > 0x7E)
+            return "may contain only printable ASCII (no spaces, control characters or "
+                   "non-ASCII bytes)";
+        if (*q == '?' || *q == '#')
+            return "must not contain '?' or '#' (they start the query and the fragment, "
+                   "which are not part of the path)";
+        if (*q == '%')
+            return "must not contain '%' (request paths are percent-decoded before they "
+                   "are compared byte-for-byte, so write each character as it is)";
+    }
+    return NULL;
+}
+
+/* One valid path of a websocket listener, for the duplicate check. */
+struct ws_path_ref {
+    const char *path;
+    const config_setting_t *s; /* NULL: the default paths entry */
+    unsigned long long order;  /* position in the file: member index, then element */
+    int is_ctrl;
+    size_t idx;                /* index in controllers or paths */
+};
+
+static int cmp_ws_path_ref(const void *a, const void *b)
+{
+    const struct ws_path_ref *x = a, *y = b;
+    int d = strcmp(x->path, y->path);
+    if (d)
+        return d;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static void ws_path_key(char *dst, size_t cap, const char *pre, const struct ws_path_ref *r)
+{
+    if (r->is_ctrl)
+        snprintf(dst, cap, "%s.controllers[%zu].path", pre, r->idx);
+    else
+        snprintf(dst, cap, "%s.paths[%zu]", pre, r->idx);
+}
+
+/* The position of element IDX of member LIST of the listener group, in file order. */
+static unsigned long long ws_order(const config_setting_t *list, size_t idx)
+{
+    return (unsigned long long)(unsigned)config_setting_index(list) << 32 | idx;
+}
+
+/* controllers: a list of { path; endpoint_id; } groups. Valid entries are stored, and
+ * their paths added to REFS; returns how many entries the list has. */
+static size_t parse_ws_controllers(struct config_ctx *c, const config_setting_t *g,
+                                   const char *pre, uint32_t max_eid_len,
+                                   struct ws_listener_cfg *w, struct ws_path_ref *refs,
+                                   size_t *n_refs)
+{
+    static const char *const ctrl_keys[] = {"path", "endpoint_id", NULL};
+    char key[160], cpre[176];
+    char qb[CONFIG_QUOTE_CAP];
+    const config_setting_t *ls = config_setting_get_member(g, "controllers");
+    if (!ls)
+        return 0;
+    config_key_join(key, sizeof key, pre, "controllers");
+    int t = config_setting_type(ls);
+    if (t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_ARRAY) {
+        config_report(c, ls, key,
+                      "expected a list ( { path = \"/usp/ctrl\"; endpoint_id = \"...\"; }, "
+                      "... ), found %s",
+                      config_type_desc(t));
+        return 1; /* written, if wrongly: no "accepts no path" on top */
+    }
+    int n = config_setting_length(ls);
+    if (n > 0) {
+        w->controllers = calloc((size_t)n, sizeof *w->controllers);
+        if (!w->controllers) {
+            c->oom = 1;
+            return (size_t)n;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(ls, (unsigned)i);
+        snprintf(cpre, sizeof cpre, "%s[%d]", key, i);
+        if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+            config_report(c, e, cpre,
+                          "expected a group { path = \"/usp/ctrl\"; endpoint_id = \"...\"; }, "
+                          "found %s",
+                          config_type_desc(config_setting_type(e)));
+            continue;
+        }
+        config_check_keys(c, e, cpre, ctrl_keys);
+        char ekey[200];
+        const char *path = NULL, *eid = NULL;
+        int ok = 1;
+        int r = config_get_string(c, e, cpre, "path", &path);
+        config_key_join(ekey, sizeof ekey, cpre, "path");
+        if (r == 0) {
+            config_report(c, e, ekey, "required (the request path standing for this "
+                                      "controller, e.g. \"/usp/controller\")");
+            ok = 0;
+        } else if (r == 1) {
+            const char *why = ws_path_problem(path);
+            if (why) {
+                config_report(c, config_setting_get_member(e, "path"), ekey, "%s %s",
+                              config_quote(qb, path), why);
+                ok = 0;
+            }
+        } else {
+            ok = 0;
+        }
+        r = config_get_string(c, e, cpre, "endpoint_id", &eid);
+        if (r == 0) {
+            config_key_join(ekey, sizeof ekey, cpre, "endpoint_id");
+            config_report(c, e, ekey, "required (the controller reached through this path)");
+            ok = 0;
+        } else if (r != 1 ||
+                   config_check_eid(c, e, cpre, "endpoint_id", eid, max_eid_len) != 0) {
+            ok = 0;
+        }
+        if (!ok)
+            continue;
+        struct ws_controller_path *cp = &w->controllers[w->n_controllers];
+        cp->path = config_dup(c, path);
+        cp->endpoint_id = config_dup(c, eid);
+        if (!cp->path || !cp->endpoint_id) {
+            free(cp->path);
+            free(cp->endpoint_id);
+            cp->path = cp->endpoint_id = NULL;
+            continue;
+        }
+        refs[*n_refs] = (struct ws_path_ref){cp->path, config_setting_get_member(e, "path"),
+                                             ws_order(ls, (size_t)i), 1, (size_t)i};
+        ++*n_refs;
+        w->n_controllers++;
+    }
+    return (size_t)n;
+}
+
+/* paths: an array of strings, copied into a NULL-terminated array (always allocated for
+ * a websocket listener); [ "/usp" ] when absent. Valid paths are added to REFS; returns
+ * how many entries the file gives (1 for the default). */
+static size_t parse_ws_paths(struct config_ctx *c, const config_setting_t *g, const char *pre,
+                             struct ws_listener_cfg *w, struct ws_path_ref *refs,
+                             size_t *n_refs)
+{
+    char key[160], ekey[176];
+    char qb[CONFIG_QUOTE_CAP];
+    const config_setting_t *ls = config_setting_get_member(g, "paths");
+    config_key_join(key, sizeof key, pre, "paths");
+    int n = 1; /* the default */
+    int bad_type = 0;
+    if (ls) {
+        int t = config_setting_type(ls);
+        if (t == CONFIG_TYPE_LIST || t == CONFIG_TYPE_ARRAY) {
+            n = config_setting_length(ls);
+        } else {
+            config_report(c, ls, key, "expected an array of paths such as [ \"/usp\" ], "
+                                      "found %s",
+                          config_type_desc(t));
+            n = 0;
+            bad_type = 1;
+        }
+    }
+    w->paths = calloc((size_t)n + 1, sizeof *w->paths);
+    if (!w->paths) {
+        c->oom = 1;
+        return 1;
+    }
+    if (bad_type)
+        return 1; /* written, if wrongly: no "accepts no path" on top */
+    if (!ls) {
+        w->paths[0] = config_dup(c, DEFAULT_WS_PATH);
+        if (w->paths[0]) {
+            refs[*n_refs] = (struct ws_path_ref){w->paths[0], NULL, ~0ULL, 0, 0};
+            ++*n_refs;
+            w->n_paths = 1;
+        }
+        return 1;
+    }
+    if (config_literal_is(c, ls, LIT_NUL_ESCAPE))
+        config_report(c, ls, key, "%s", CONFIG_NUL_ESCAPE_MSG);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(ls, (unsigned)i);
+        snprintf(ekey, sizeof ekey, "%s[%d]", key, i);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            config_report(c, e, ekey, "expected a string, found %s",
+                          config_type_desc(config_setting_type(e)));
+            continue;
+        }
+        const char *p = config_setting_get_string(e);
+        const char *why = ws_path_problem(p);
+        if (why) {
+            config_report(c, e, ekey, "%s %s", config_quote(qb, p), why);
+            continue;
+        }
+        char *d = config_dup(c, p);
+        if (!d)
+            continue;
+        w->paths[w->n_paths++] = d;
+        refs[*n_refs] = (struct ws_path_ref){d, e, ws_order(ls, (size_t)i), 0, (size_t)i};
+        ++*n_refs;
+    }
+    return (size_t)n;
+}
+
+/* Each path of a listener names one resource: report every repeat at its own setting,
+ * naming the first occurrence. Sorting keeps this O(n log n) however long the lists. */
+static void check_ws_duplicates(struct config_ctx *c, const char *pre,
+                                struct ws_path_ref *refs, size_t n)
+{
+    char key[200], first_key[200];
+    char qb[CONFIG_QUOTE_CAP];
+    if (n > 1)
+        qsort(refs, n, sizeof *refs, cmp_ws_path_ref);
+    for (size_t i = 1, first = 0; i < n; i++) {
+        if (strcmp(refs[i].path, refs[first].path) != 0) {
+            first = i;
+            continue;
+        }
+        ws_path_key(first_key, sizeof first_key, pre, &refs[first]);
+        if (refs[i].s) {
+            ws_path_key(key, sizeof key, pre, &refs[i]);
+            config_report(c, refs[i].s, key, "duplicate path %s (also %s)",
+                          config_quote(qb, refs[i].path), first_key);
+        } else {
+            /* The default entry sorts last among equals: blame the explicit one. */
+            config_report(c, refs[first].s, first_key,
+                          "%s is also the default of paths ([ \"/usp\" ]); set paths "
+                          "explicitly, e.g. paths = [ ];",
+                          config_quote(qb, refs[i].path));
+        }
+    }
+}
+
+static void parse_ws(struct config_ctx *c, const config_setting_t *g, const char *pre,
+                     const struct relay_config *cfg, struct listener_cfg *l,
+                     struct listener_state *st)
+{
+    struct ws_listener_cfg *w = &l->ws;
+    char key[160];
+
+    parse_tcp_bind(c, g, pre, "WebSocket's usual port is 8080 (ws)", l, st);
+
+    /* Room for every path the lists may hold, plus the default. */
+    size_t cap = 1;
+    const char *const lists[] = {"controllers", "paths"};
+    for (size_t k = 0; k < NELEM(lists); k++) {
+        const config_setting_t *ls = config_setting_get_member(g, lists[k]);
+        if (ls && config_setting_length(ls) > 0)
+            cap += (size_t)config_setting_length(ls);
+    }
+    struct ws_path_ref *refs = calloc(cap, sizeof *refs);
+    if (!refs) {
+        c->oom = 1;
+        return;
+    }
+    size_t n_refs = 0;
+    size_t written = parse_ws_controllers(c, g, pre, cfg->max_endpoint_id_length, w, refs,
+                                          &n_refs);
+    written += parse_ws_paths(c, g, pre, w, refs, &n_refs);
+    check_ws_duplicates(c, pre, refs, n_refs);
+    free(refs);
+    if (written == 0) {
+        /* Only an explicit empty paths list gets here (the default is non-empty). */
+        config_key_join(key, sizeof key, pre, "paths");
+        config_report(c, config_setting_get_member(g, "paths"), key,
+                      "the listener accepts no path: give at least one here or in "
+                      "controllers");
+    }
+
+    const char *s;
+    if (config_get_string(c, g, pre, "mqtt_listener", &s) == 1) {
+        w->mqtt_listener = config_dup(c, s);
+        st->mqtt_s = config_setting_get_member(g, "mqtt_listener");
+    }
+
+    config_get_u32(c, g, pre, "ping_interval", 0, 3600, &w->ping_interval_s);
+    config_get_u32(c, g, pre, "ping_timeout", 1, 3600, &w->ping_timeout_s);
+
+    long long v;
+    if (config_get_int(c, g, pre, "fragment_size", LLONG_MIN, LLONG_MAX, &v) == 1) {
+        uint32_t max = l->limits.max_record_size;
+        config_key_join(key, sizeof key, pre, "fragment_size");
+        const config_setting_t *fs = config_setting_get_member(g, "fragment_size");
+        if (v == 0 || (v >= WS_FRAGMENT_MIN && v <= (long long)max))
+            w->fragment_size = (uint32_t)v;
+        else if (max < WS_FRAGMENT_MIN)
+            config_report(c, fs, key, "%lld is out of range: only 0 (each Record in one "
+                                      "frame), since max_record_size (%lu) is below %d",
+                          v, (unsigned long)max, WS_FRAGMENT_MIN);
+        else
+            config_report(c, fs, key, "%lld is out of range: 0 (each Record in one frame) "
+                                      "or %d..%lu (max_record_size)",
+                          v, WS_FRAGMENT_MIN, (unsigned long)max);
+    }
+}
+
 /* "stomp", "stomp and mqtt": the types in MASK, for messages. */
 static const char *types_text(unsigned mask)
 {
@@ -601,7 +918,8 @@ static const char *types_text(unsigned mask)
     case FOR_STOMP: return "stomp";
     case FOR_UDS: return "uds";
     case FOR_MQTT: return "mqtt";
-    case FOR_TCP: return "stomp and mqtt";
+    case FOR_WS: return "websocket";
+    case FOR_TCP: return "stomp, mqtt and websocket";
     }
     return "other";
 }
@@ -626,6 +944,9 @@ static void parse_listener(struct config_ctx *c, const config_setting_t *g, size
     l->uds.group_gid = (gid_t)-1;
     l->mqtt.server_keep_alive = 0;
     l->mqtt.receive_maximum = 64;
+    l->ws.ping_interval_s = 30;
+    l->ws.ping_timeout_s = 30;
+    l->ws.fragment_size = 0;
 
     if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
         config_report(c, g, pre,
@@ -656,10 +977,12 @@ static void parse_listener(struct config_ctx *c, const config_setting_t *g, size
     r = config_get_enum(c, g, pre, "type", listener_type_names, NELEM(listener_type_names), &t);
     if (r == 0) {
         config_key_join(key, sizeof key, pre, "type");
-        config_report(c, g, key, "required: \"stomp\", \"mqtt\" or \"uds\"");
+        config_report(c, g, key,
+                      "required: \"stomp\", \"mqtt\", \"uds\" or \"websocket\"");
     } else if (r == 1) {
         l->type = (enum listener_type)t;
         types = 1u << t;
+        st->typed = 1;
     }
 
     int n = config_setting_length(g);
@@ -695,6 +1018,7 @@ static void parse_listener(struct config_ctx *c, const config_setting_t *g, size
     case LISTENER_STOMP: parse_stomp(c, g, pre, l, st); break;
     case LISTENER_UDS: parse_uds(c, g, pre, cfg, l, st); break;
     case LISTENER_MQTT: parse_mqtt(c, g, pre, cfg, l, st); break;
+    case LISTENER_WEBSOCKET: parse_ws(c, g, pre, cfg, l, st); break;
     }
 }
 
@@ -738,7 +1062,7 @@ static void cross_check_listeners(struct config_ctx *c, const struct relay_confi
             }
             if (!st[i].bind_s || !st[j].bind_s)
                 continue;
-            /* stomp and mqtt listeners share the TCP port space. */
+            /* stomp, mqtt and websocket listeners share the TCP port space. */
             int tcp = a->type != LISTENER_UDS && b->type != LISTENER_UDS;
             if (tcp && a->address && b->address && tcp_collide(a, &st[i], b, &st[j])) {
                 snprintf(key, sizeof key, "listeners[%zu].port", j);
@@ -753,6 +1077,42 @@ static void cross_check_listeners(struct config_ctx *c, const struct relay_confi
                               config_quote(qb, b->uds.path), i);
             }
         }
+    }
+}
+
+/* Point each websocket listener's ws.mqtt at the mqtt listener it names. Done once every
+ * listener is parsed, since the named one may come later in the file. */
+static void resolve_mqtt_listeners(struct config_ctx *c, struct relay_config *cfg,
+                                   const struct listener_state *st)
+{
+    char key[160];
+    char qb[CONFIG_QUOTE_CAP];
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        struct listener_cfg *w = &cfg->listeners[i];
+        if (w->type != LISTENER_WEBSOCKET || !st[i].mqtt_s || !w->ws.mqtt_listener)
+            continue;
+        snprintf(key, sizeof key, "listeners[%zu].mqtt_listener", i);
+        size_t j;
+        for (j = 0; j < cfg->n_listeners; j++)
+            if (cfg->listeners[j].name && strcmp(cfg->listeners[j].name,
+                                                 w->ws.mqtt_listener) == 0)
+                break;
+        if (j == cfg->n_listeners) {
+            config_report(c, st[i].mqtt_s, key, "no listener is named %s",
+                          config_quote(qb, w->ws.mqtt_listener));
+            continue;
+        }
+        const struct listener_cfg *m = &cfg->listeners[j];
+        if (!st[j].typed)
+            continue; /* its missing or bad type is reported already */
+        if (m->type != LISTENER_MQTT) {
+            config_report(c, st[i].mqtt_s, key,
+                          "%s is %s listener (listeners[%zu]), not an mqtt one",
+                          config_quote(qb, w->ws.mqtt_listener), type_with_article(m->type),
+                          j);
+            continue;
+        }
+        w->ws.mqtt = m;
     }
 }
 
@@ -786,5 +1146,6 @@ void config_parse_listeners(struct config_ctx *c, const config_setting_t *root,
         parse_listener(c, config_setting_get_elem(ls, (unsigned)i), (size_t)i, cfg,
                        &cfg->listeners[i], &st[i]);
     cross_check_listeners(c, cfg, st);
+    resolve_mqtt_listeners(c, cfg, st);
     free(st);
 }

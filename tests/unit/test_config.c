@@ -18,6 +18,9 @@
 #define MQTT_L "{ name = \"m\"; type = \"mqtt\"; address = \"127.0.0.1\"; port = 1883; }"
 /* The start of an mqtt listener on line 2 of a file, for keys added after it. */
 #define MQTT_HEAD "listeners = (\n  { name = \"m\"; type = \"mqtt\"; address = \"::1\"; port = 1;\n"
+/* The same for a websocket listener. */
+#define WS_HEAD                                                                             \
+    "listeners = (\n  { name = \"w\"; type = \"websocket\"; address = \"::1\"; port = 8080;\n"
 
 static char g_path[64];
 static char g_err[16384];
@@ -116,7 +119,7 @@ START_TEST(example_conf_loads)
     ck_assert_msg(rc == 0, "conf/usprelay.conf: %d errors:\n%s", rc, g_err);
     ck_assert_str_eq(cfg->path, "conf/usprelay.conf");
     assert_global_defaults(cfg);
-    ck_assert_uint_eq(cfg->n_listeners, 4);
+    ck_assert_uint_eq(cfg->n_listeners, 5);
 
     const struct listener_cfg *s = &cfg->listeners[0];
     ck_assert_str_eq(s->name, "stomp");
@@ -170,6 +173,25 @@ START_TEST(example_conf_loads)
     ck_assert_str_eq(pc->uds.path, "build/run/usp-controller.sock");
     ck_assert_str_eq(pc->uds.peer_endpoint_id, "self::usp-controller");
     ck_assert_int_gt(pc->line, u->line);
+
+    const struct listener_cfg *w = &cfg->listeners[4];
+    ck_assert_str_eq(w->name, "ws");
+    ck_assert_int_eq(w->type, LISTENER_WEBSOCKET);
+    ck_assert_str_eq(w->address, "127.0.0.1");
+    ck_assert_uint_eq(w->port, 8080);
+    ck_assert_int_eq(w->backlog, 128);
+    ck_assert_int_gt(w->line, pc->line);
+    ck_assert_uint_eq(w->ws.n_paths, 1);
+    ck_assert_str_eq(w->ws.paths[0], "/usp");
+    ck_assert_uint_eq(w->ws.n_controllers, 1);
+    ck_assert_str_eq(w->ws.controllers[0].path, "/usp/controller");
+    ck_assert_str_eq(w->ws.controllers[0].endpoint_id, "self::usp-controller");
+    ck_assert_str_eq(w->ws.mqtt_listener, "mqtt");
+    ck_assert_ptr_eq(w->ws.mqtt, m);
+    ck_assert_uint_eq(w->ws.ping_interval_s, 30);
+    ck_assert_uint_eq(w->ws.ping_timeout_s, 30);
+    ck_assert_uint_eq(w->ws.fragment_size, 0);
+    ck_assert_mem_eq(&w->limits, &cfg->limits, sizeof w->limits);
     config_free(cfg);
 }
 END_TEST
@@ -491,7 +513,7 @@ START_TEST(err_bad_enum)
     expect_one("log = { level = \"verbose\"; };\nlisteners = ( " STOMP_L " );\n", 1,
                "log.level", "error, warn, info, debug");
     expect_one("listeners = ( { name = \"s\";\n type = \"amqp\"; } );\n", 2,
-               "listeners[0].type", "\"amqp\" is not one of: stomp, uds, mqtt");
+               "listeners[0].type", "\"amqp\" is not one of: stomp, uds, mqtt, websocket");
 }
 END_TEST
 
@@ -545,7 +567,7 @@ END_TEST
 START_TEST(err_missing_required)
 {
     expect_one("listeners = (\n  { name = \"a\"; address = \"::1\"; port = 1; }\n);\n", 2,
-               "listeners[0].type", "required: \"stomp\", \"mqtt\" or \"uds\"");
+               "listeners[0].type", "required: \"stomp\", \"mqtt\", \"uds\" or \"websocket\"");
     expect_one("listeners = (\n  { type = \"uds\"; path = \"/tmp/x\"; }\n);\n", 2,
                "listeners[0].name", "required");
     expect_one("listeners = (\n  { name = \"a\"; type = \"stomp\"; port = 1; }\n);\n", 2,
@@ -888,6 +910,7 @@ START_TEST(names)
     ck_assert_str_eq(listener_type_name(LISTENER_STOMP), "stomp");
     ck_assert_str_eq(listener_type_name(LISTENER_UDS), "uds");
     ck_assert_str_eq(listener_type_name(LISTENER_MQTT), "mqtt");
+    ck_assert_str_eq(listener_type_name(LISTENER_WEBSOCKET), "websocket");
     ck_assert_str_eq(listener_type_name((enum listener_type)9), "?");
     ck_assert_str_eq(from_id_policy_name(FROM_ID_ENFORCE), "enforce");
     ck_assert_str_eq(from_id_policy_name(FROM_ID_LOG), "log");
@@ -1170,7 +1193,7 @@ START_TEST(err_mqtt_keys_for_other_types)
                "  { name = \"u\"; type = \"uds\"; path = \"/tmp/x\";\n"
                "    port = 5; }\n"
                ");\n",
-               3, "listeners[0].port", "(only for stomp and mqtt listeners)");
+               3, "listeners[0].port", "(only for stomp, mqtt and websocket listeners)");
     /* A misspelt mqtt key gets a suggestion. */
     expect_one(MQTT_HEAD "    recieve_maximum = 5; }\n);\n", 3,
                "listeners[0].recieve_maximum", "did you mean \"receive_maximum\"");
@@ -1226,6 +1249,435 @@ START_TEST(err_nul_escape_in_strings)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ websocket listeners */
+
+START_TEST(ws_explicit_values)
+{
+    struct relay_config *cfg = load_ok(
+        "relay = { max_endpoint_id_length = 64; };\n"
+        "listeners = (\n"
+        "  { name = \"w\"; type = \"websocket\"; address = \"::\"; port = 8443; backlog = 7;\n"
+        "    controllers = (\n"
+        "      { path = \"/usp/ctrl1\"; endpoint_id = \"self::usp-controller\"; },\n"
+        "      { endpoint_id = \"oui:00256D:ctl-2\"; path = \"/a/b~!$&'()*+,;=:@[]\"; }\n"
+        "    );\n"
+        "    paths = [ \"/usp\", \"/\", \"/x/y.z_-\" ];\n"
+        "    mqtt_listener = \"m\";\n"
+        "    ping_interval = 0; ping_timeout = 3600; fragment_size = 125;\n"
+        "    limits = { max_record_size = 100000; }; },\n"
+        "  { name = \"m\"; type = \"mqtt\"; address = \"::1\"; port = 1883; },\n"
+        "  { name = \"w2\"; type = \"websocket\"; address = \"127.0.0.1\"; port = 8080;\n"
+        "    ping_interval = 3600; ping_timeout = 1; fragment_size = 100000;\n"
+        "    limits = { max_record_size = 100000; }; }\n"
+        ");\n");
+    ck_assert_uint_eq(cfg->n_listeners, 3);
+    const struct listener_cfg *w = &cfg->listeners[0];
+    ck_assert_str_eq(w->name, "w");
+    ck_assert_int_eq(w->type, LISTENER_WEBSOCKET);
+    ck_assert_str_eq(w->address, "::");
+    ck_assert_uint_eq(w->port, 8443);
+    ck_assert_int_eq(w->backlog, 7);
+    ck_assert_int_eq(w->line, 3);
+    ck_assert_uint_eq(w->ws.n_controllers, 2);
+    ck_assert_str_eq(w->ws.controllers[0].path, "/usp/ctrl1");
+    ck_assert_str_eq(w->ws.controllers[0].endpoint_id, "self::usp-controller");
+    ck_assert_str_eq(w->ws.controllers[1].path, "/a/b~!$&'()*+,;=:@[]");
+    ck_assert_str_eq(w->ws.controllers[1].endpoint_id, "oui:00256D:ctl-2");
+    ck_assert_uint_eq(w->ws.n_paths, 3);
+    ck_assert_str_eq(w->ws.paths[0], "/usp");
+    ck_assert_str_eq(w->ws.paths[1], "/");
+    ck_assert_str_eq(w->ws.paths[2], "/x/y.z_-");
+    ck_assert_ptr_null(w->ws.paths[3]);
+    ck_assert_str_eq(w->ws.mqtt_listener, "m");
+    ck_assert_ptr_eq(w->ws.mqtt, &cfg->listeners[1]);
+    ck_assert_uint_eq(w->ws.ping_interval_s, 0);
+    ck_assert_uint_eq(w->ws.ping_timeout_s, 3600);
+    ck_assert_uint_eq(w->ws.fragment_size, 125);
+    ck_assert_uint_eq(w->limits.max_record_size, 100000);
+    /* No other type's strings are filled in. */
+    ck_assert_ptr_null(w->stomp.subscribe_dest_template);
+    ck_assert_ptr_null(w->mqtt.subscribe_topic_template);
+    ck_assert_ptr_null(w->mqtt.subscribe_any);
+    ck_assert_ptr_null(w->uds.path);
+
+    const struct listener_cfg *w2 = &cfg->listeners[2];
+    ck_assert_uint_eq(w2->ws.ping_interval_s, 3600);
+    ck_assert_uint_eq(w2->ws.ping_timeout_s, 1);
+    ck_assert_uint_eq(w2->ws.fragment_size, 100000); /* = max_record_size */
+    /* The mqtt listener gets no websocket fields. */
+    ck_assert_ptr_null(cfg->listeners[1].ws.paths);
+    ck_assert_uint_eq(cfg->listeners[1].ws.n_paths, 0);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(ws_defaults)
+{
+    struct relay_config *cfg = load_ok(
+        "listeners = ( { name = \"w\"; type = \"websocket\"; address = \"127.0.0.1\";\n"
+        "  port = 8080; }, " STOMP_L " );\n");
+    const struct listener_cfg *w = &cfg->listeners[0];
+    ck_assert_int_eq(w->type, LISTENER_WEBSOCKET);
+    ck_assert_int_eq(w->backlog, 128);
+    ck_assert_int_eq(w->line, 1);
+    ck_assert_uint_eq(w->ws.n_paths, 1);
+    ck_assert_str_eq(w->ws.paths[0], "/usp");
+    ck_assert_ptr_null(w->ws.paths[1]);
+    ck_assert_uint_eq(w->ws.n_controllers, 0);
+    ck_assert_ptr_null(w->ws.controllers);
+    ck_assert_ptr_null(w->ws.mqtt_listener);
+    ck_assert_ptr_null(w->ws.mqtt);
+    ck_assert_uint_eq(w->ws.ping_interval_s, 30);
+    ck_assert_uint_eq(w->ws.ping_timeout_s, 30);
+    ck_assert_uint_eq(w->ws.fragment_size, 0);
+    ck_assert_mem_eq(&w->limits, &cfg->limits, sizeof w->limits);
+    const struct listener_cfg *s = &cfg->listeners[1];
+    ck_assert_ptr_null(s->ws.paths);
+    ck_assert_uint_eq(s->ws.n_paths, 0);
+    config_free(cfg);
+
+    /* An explicit empty paths list leaves only the controller paths. */
+    cfg = load_ok(WS_HEAD "    paths = [ ];\n"
+                          "    controllers = ( { path = \"/c\"; endpoint_id = \"self::c\"; } ); }\n"
+                          ");\n");
+    w = &cfg->listeners[0];
+    ck_assert_uint_eq(w->ws.n_paths, 0);
+    ck_assert_ptr_nonnull(w->ws.paths);
+    ck_assert_ptr_null(w->ws.paths[0]);
+    ck_assert_uint_eq(w->ws.n_controllers, 1);
+    ck_assert_str_eq(w->ws.controllers[0].path, "/c");
+    config_free(cfg);
+
+    /* An empty controllers list is the default; paths may be a list too. */
+    cfg = load_ok(WS_HEAD "    controllers = ( ); paths = ( \"/a\", \"/b\" ); }\n);\n");
+    w = &cfg->listeners[0];
+    ck_assert_uint_eq(w->ws.n_controllers, 0);
+    ck_assert_uint_eq(w->ws.n_paths, 2);
+    ck_assert_str_eq(w->ws.paths[1], "/b");
+    config_free(cfg);
+}
+END_TEST
+
+/* mqtt_listener may name an mqtt listener defined before or after the websocket one. */
+START_TEST(ws_mqtt_listener_resolution)
+{
+    struct relay_config *cfg = load_ok(
+        "listeners = (\n"
+        "  { name = \"m1\"; type = \"mqtt\"; address = \"::1\"; port = 1883; },\n"
+        "  { name = \"wa\"; type = \"websocket\"; address = \"::1\"; port = 8080;\n"
+        "    mqtt_listener = \"m2\"; },\n"
+        "  { name = \"wb\"; type = \"websocket\"; address = \"::1\"; port = 8081;\n"
+        "    mqtt_listener = \"m1\"; },\n"
+        "  { name = \"wc\"; type = \"websocket\"; address = \"::1\"; port = 8082; },\n"
+        "  { name = \"m2\"; type = \"mqtt\"; address = \"::1\"; port = 1884;\n"
+        "    subscribe_topic_template = \"v2/{eid}\"; }\n"
+        ");\n");
+    ck_assert_uint_eq(cfg->n_listeners, 5);
+    const struct listener_cfg *wa = &cfg->listeners[1], *wb = &cfg->listeners[2];
+    ck_assert_str_eq(wa->ws.mqtt_listener, "m2");
+    ck_assert_ptr_eq(wa->ws.mqtt, &cfg->listeners[4]);
+    ck_assert_str_eq(wa->ws.mqtt->mqtt.subscribe_topic_template, "v2/{eid}");
+    ck_assert_str_eq(wb->ws.mqtt_listener, "m1");
+    ck_assert_ptr_eq(wb->ws.mqtt, &cfg->listeners[0]);
+    ck_assert_uint_eq(wb->ws.mqtt->port, 1883);
+    ck_assert_ptr_null(cfg->listeners[3].ws.mqtt);
+    ck_assert_ptr_null(cfg->listeners[3].ws.mqtt_listener);
+    config_free(cfg);
+}
+END_TEST
+
+/* Every path rule, on a controller path and on a plain path. */
+START_TEST(err_ws_bad_path)
+{
+    static const struct {
+        const char *path; /* as written in the file (libconfig escapes) */
+        const char *frag;
+    } cases[] = {
+        {"usp", "\"usp\" must start with '/'"},
+        {"", "must start with '/'"},
+        {"/usp?x=1", "must not contain '?' or '#'"},
+        {"/usp#f", "must not contain '?' or '#'"},
+        {"/usp%2Fa", "must not contain '%' (request paths are percent-decoded"},
+        {"/us p", "only printable ASCII"},
+        {"/usp\\t", "only printable ASCII"},
+        {"/usp\\x7f", "only printable ASCII"},
+        {"/\\xc3\\xa4", "only printable ASCII"},
+    };
+    char text[1024];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(text, sizeof text,
+                 WS_HEAD "    paths = [ \"/ok\",\n"
+                         "      \"%s\" ]; }\n);\n",
+                 cases[i].path);
+        expect_one(text, 4, "listeners[0].paths[1]", cases[i].frag);
+        snprintf(text, sizeof text,
+                 WS_HEAD "    controllers = ( { path = \"/ok\"; endpoint_id = \"self::a\"; },\n"
+                         "      { endpoint_id = \"self::b\";\n"
+                         "        path = \"%s\"; } ); }\n);\n",
+                 cases[i].path);
+        expect_one(text, 5, "listeners[0].controllers[1].path", cases[i].frag);
+    }
+
+    /* 256 bytes fit, 257 do not. */
+    for (int over = 0; over < 2; over++) {
+        char path[260];
+        size_t len = 256 + (size_t)over;
+        memset(path, 'p', len);
+        path[0] = '/';
+        path[len] = '\0';
+        snprintf(text, sizeof text, WS_HEAD "    paths = [ \"%s\" ]; }\n);\n", path);
+        if (over) {
+            expect_one(text, 3, "listeners[0].paths[0]", "too long: at most 256 bytes");
+        } else {
+            struct relay_config *cfg = load_ok(text);
+            ck_assert_uint_eq(strlen(cfg->listeners[0].ws.paths[0]), 256);
+            config_free(cfg);
+        }
+        snprintf(text, sizeof text,
+                 WS_HEAD "    paths = [ ];\n"
+                         "    controllers = ( { path = \"%s\"; endpoint_id = \"self::c\"; } ); }\n"
+                         ");\n",
+                 path);
+        if (over) {
+            expect_one(text, 4, "listeners[0].controllers[0].path", "too long");
+        } else {
+            struct relay_config *cfg = load_ok(text);
+            ck_assert_uint_eq(strlen(cfg->listeners[0].ws.controllers[0].path), 256);
+            config_free(cfg);
+        }
+    }
+
+    /* Wrong types, and the NUL escape libconfig would drop. */
+    expect_one(WS_HEAD "    paths = \"/usp\"; }\n);\n", 3, "listeners[0].paths",
+               "expected an array of paths such as [ \"/usp\" ], found a string");
+    expect_one(WS_HEAD "    paths = ( \"/usp\", 5 ); }\n);\n", 3, "listeners[0].paths[1]",
+               "expected a string, found an integer");
+    expect_one(WS_HEAD "    paths = [ \"/u\\x00sp\" ]; }\n);\n", 3, "listeners[0].paths",
+               "contains \\x00");
+    expect_one(WS_HEAD "    controllers = ( { path = \"/u\\x00\"; endpoint_id = \"self::c\"; } );"
+                       " }\n);\n",
+               3, "listeners[0].controllers[0].path", "contains \\x00");
+}
+END_TEST
+
+START_TEST(err_ws_duplicate_path)
+{
+    /* A plain path repeating a controller path, written before the paths list. */
+    expect_one(WS_HEAD "    controllers = ( { path = \"/usp/c\"; endpoint_id = \"self::c\"; } );\n"
+                       "    paths = [ \"/usp\", \"/usp/c\" ]; }\n);\n",
+               4, "listeners[0].paths[1]",
+               "duplicate path \"/usp/c\" (also listeners[0].controllers[0].path)");
+    /* The paths list written first: the controller path is the later one. */
+    expect_one(WS_HEAD "    paths = [ \"/usp/c\" ];\n"
+                       "    controllers = ( { path = \"/usp/c\"; endpoint_id = \"self::c\"; } ); }\n"
+                       ");\n",
+               4, "listeners[0].controllers[0].path",
+               "duplicate path \"/usp/c\" (also listeners[0].paths[0])");
+    /* Two controllers on one path, and a path listed twice. */
+    expect_one(WS_HEAD "    controllers = ( { path = \"/c\"; endpoint_id = \"self::a\"; },\n"
+                       "      { path = \"/c\"; endpoint_id = \"self::b\"; } ); }\n);\n",
+               4, "listeners[0].controllers[1].path",
+               "duplicate path \"/c\" (also listeners[0].controllers[0].path)");
+    expect_one(WS_HEAD "    paths = [ \"/a\", \"/b\",\n \"/a\" ]; }\n);\n", 4,
+               "listeners[0].paths[2]", "duplicate path \"/a\" (also listeners[0].paths[0])");
+    /* A controller on the default path "/usp" while paths is not set. */
+    expect_one(WS_HEAD "    controllers = ( { path = \"/usp\"; endpoint_id = \"self::c\"; } ); }\n"
+                       ");\n",
+               3, "listeners[0].controllers[0].path",
+               "\"/usp\" is also the default of paths ([ \"/usp\" ]); set paths explicitly");
+    /* Three copies: each repeat names the first. */
+    struct relay_config *cfg = (struct relay_config *)1;
+    int rc = load_text(WS_HEAD "    paths = [ \"/a\",\n"
+                               "      \"/a\",\n"
+                               "      \"/a\" ]; }\n);\n",
+                       &cfg);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_ptr_null(cfg);
+    assert_error(4, "listeners[0].paths[1]", "(also listeners[0].paths[0])");
+    assert_error(5, "listeners[0].paths[2]", "(also listeners[0].paths[0])");
+    /* The same path on two listeners is fine: each listener has its own resources. */
+    cfg = load_ok("listeners = (\n"
+                  "  { name = \"a\"; type = \"websocket\"; address = \"::1\"; port = 1; },\n"
+                  "  { name = \"b\"; type = \"websocket\"; address = \"::1\"; port = 2; }\n"
+                  ");\n");
+    ck_assert_str_eq(cfg->listeners[1].ws.paths[0], "/usp");
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(err_ws_no_path)
+{
+    expect_one(WS_HEAD "    controllers = ( );\n    paths = [ ]; }\n);\n", 4,
+               "listeners[0].paths", "the listener accepts no path");
+    expect_one(WS_HEAD "    paths = [ ]; }\n);\n", 3, "listeners[0].paths",
+               "give at least one here or in controllers");
+    /* A bad entry is its own error, not also "no path". */
+    expect_one(WS_HEAD "    paths = [\n \"usp\" ]; }\n);\n", 4, "listeners[0].paths[0]",
+               "must start with '/'");
+}
+END_TEST
+
+START_TEST(err_ws_controllers)
+{
+    expect_one(WS_HEAD "    controllers = ( { path = \"/c\"; endpoint_id = \"self:c\"; } ); }\n"
+                       ");\n",
+               3, "listeners[0].controllers[0].endpoint_id",
+               "\"self:c\" is not a valid endpoint ID");
+    expect_one(WS_HEAD "    controllers = ( { path = \"/c\"; endpoint_id = \"\"; } ); }\n);\n",
+               3, "listeners[0].controllers[0].endpoint_id", "not a valid endpoint ID (empty)");
+    /* max_endpoint_id_length applies. */
+    expect_one("relay = { max_endpoint_id_length = 32; };\n" WS_HEAD
+               "    controllers = ( { path = \"/c\";\n"
+               "      endpoint_id = \"self::aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"; } ); }\n"
+               ");\n",
+               5, "listeners[0].controllers[0].endpoint_id", "not a valid endpoint ID");
+    expect_one(WS_HEAD "    controllers = ( { path = \"/c\"; endpoint_id = \"self::c\";\n"
+                       "      endpiont_id = \"self::d\"; } ); }\n);\n",
+               4, "listeners[0].controllers[0].endpiont_id",
+               "unknown key (did you mean \"endpoint_id\"?)");
+    expect_one(WS_HEAD "    controllers = ( { path = \"/c\"; endpoint_id = \"self::c\";\n"
+                       "      name = \"x\"; } ); }\n);\n",
+               4, "listeners[0].controllers[0].name", "unknown key");
+    expect_one(WS_HEAD "    controllers = ( { path = \"/c\"; } ); }\n);\n", 3,
+               "listeners[0].controllers[0].endpoint_id",
+               "required (the controller reached through this path)");
+    expect_one(WS_HEAD "    controllers = ( { endpoint_id = \"self::c\"; } ); }\n);\n", 3,
+               "listeners[0].controllers[0].path", "required");
+    expect_one(WS_HEAD "    controllers = ( \"/c\" ); }\n);\n", 3,
+               "listeners[0].controllers[0]", "expected a group { path = ");
+    expect_one(WS_HEAD "    controllers = { path = \"/c\"; endpoint_id = \"self::c\"; }; }\n);\n",
+               3, "listeners[0].controllers", "expected a list ( { path = ");
+    expect_one(WS_HEAD "    controllers = ( { path = 5; endpoint_id = \"self::c\"; } ); }\n);\n",
+               3, "listeners[0].controllers[0].path", "expected a string, found an integer");
+}
+END_TEST
+
+START_TEST(err_ws_mqtt_listener)
+{
+    expect_one(WS_HEAD "    mqtt_listener = \"nope\"; }\n);\n", 3, "listeners[0].mqtt_listener",
+               "no listener is named \"nope\"");
+    expect_one("listeners = (\n"
+               "  { name = \"w\"; type = \"websocket\"; address = \"::1\"; port = 8080;\n"
+               "    mqtt_listener = \"s\"; },\n"
+               "  { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 61613; }\n"
+               ");\n",
+               3, "listeners[0].mqtt_listener",
+               "\"s\" is a stomp listener (listeners[1]), not an mqtt one");
+    expect_one(WS_HEAD "    mqtt_listener = \"w\"; }\n);\n", 3, "listeners[0].mqtt_listener",
+               "\"w\" is a websocket listener (listeners[0]), not an mqtt one");
+    expect_one(WS_HEAD "    mqtt_listener = 1; }\n);\n", 3, "listeners[0].mqtt_listener",
+               "expected a string, found an integer");
+    /* A named listener without a valid type has its own error only. */
+    expect_one("listeners = (\n"
+               "  { name = \"w\"; type = \"websocket\"; address = \"::1\"; port = 8080;\n"
+               "    mqtt_listener = \"m\"; },\n"
+               "  { name = \"m\"; type = \"mqtt5\"; address = \"::1\"; port = 1883; }\n"
+               ");\n",
+               4, "listeners[1].type", "is not one of");
+}
+END_TEST
+
+START_TEST(err_ws_out_of_range)
+{
+    expect_one(WS_HEAD "    ping_interval = 3601; }\n);\n", 3, "listeners[0].ping_interval",
+               "3601 is out of range (0..3600)");
+    expect_one(WS_HEAD "    ping_interval = -1; }\n);\n", 3, "listeners[0].ping_interval",
+               "out of range");
+    expect_one(WS_HEAD "    ping_interval = 1.5; }\n);\n", 3, "listeners[0].ping_interval",
+               "expected an integer");
+    expect_one(WS_HEAD "    ping_timeout = 0; }\n);\n", 3, "listeners[0].ping_timeout",
+               "0 is out of range (1..3600)");
+    expect_one(WS_HEAD "    ping_timeout = 3601; }\n);\n", 3, "listeners[0].ping_timeout",
+               "out of range");
+    expect_one(WS_HEAD "    fragment_size = 1; }\n);\n", 3, "listeners[0].fragment_size",
+               "1 is out of range: 0 (each Record in one frame) or 125..5242880");
+    expect_one(WS_HEAD "    fragment_size = 124; }\n);\n", 3, "listeners[0].fragment_size",
+               "124 is out of range");
+    expect_one(WS_HEAD "    fragment_size = -1; }\n);\n", 3, "listeners[0].fragment_size",
+               "-1 is out of range");
+    expect_one(WS_HEAD "    fragment_size = 5242881; }\n);\n", 3, "listeners[0].fragment_size",
+               "5242881 is out of range: 0 (each Record in one frame) or 125..5242880");
+    expect_one(WS_HEAD "    fragment_size = 4294967296; }\n);\n", 3,
+               "listeners[0].fragment_size", "does not fit in 32 bits");
+    /* The listener's own effective max_record_size bounds it. */
+    expect_one(WS_HEAD "    limits = { max_record_size = 1000; };\n"
+                       "    fragment_size = 1001; }\n);\n",
+               4, "listeners[0].fragment_size", "or 125..1000 (max_record_size)");
+    expect_one("limits = { max_record_size = 100; };\n" WS_HEAD
+               "    fragment_size = 125; }\n);\n",
+               4, "listeners[0].fragment_size", "only 0 (each Record in one frame)");
+    expect_one("listeners = ( { name = \"w\"; type = \"websocket\"; address = \"::1\"; } );\n", 1,
+               "listeners[0].port", "required for a websocket listener (WebSocket's usual port "
+                                    "is 8080 (ws))");
+    expect_one("listeners = ( { name = \"w\"; type = \"websocket\"; port = 8080; } );\n", 1,
+               "listeners[0].address", "required for a websocket listener");
+}
+END_TEST
+
+START_TEST(err_ws_keys_for_other_types)
+{
+    static const char *const ws_keys[] = {
+        "controllers = ( )", "paths = [ \"/usp\" ]", "mqtt_listener = \"m\"",
+        "ping_interval = 5", "ping_timeout = 5", "fragment_size = 0"};
+    char text[512], key[64];
+    for (size_t i = 0; i < sizeof ws_keys / sizeof ws_keys[0]; i++) {
+        snprintf(text, sizeof text,
+                 "listeners = (\n"
+                 "  { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1;\n"
+                 "    %s; }\n"
+                 ");\n",
+                 ws_keys[i]);
+        snprintf(key, sizeof key, "listeners[0].%.*s", (int)strcspn(ws_keys[i], " "),
+                 ws_keys[i]);
+        expect_one(text, 3, key, "not valid for a stomp listener (only for websocket listeners)");
+    }
+    expect_one(MQTT_HEAD "    paths = [ \"/usp\" ]; }\n);\n", 3, "listeners[0].paths",
+               "not valid for an mqtt listener (only for websocket listeners)");
+    expect_one("listeners = (\n"
+               "  { name = \"u\"; type = \"uds\"; path = \"/tmp/x\";\n"
+               "    ping_interval = 5; }\n"
+               ");\n",
+               3, "listeners[0].ping_interval", "only for websocket listeners");
+    /* Keys of other types on a websocket listener. */
+    expect_one(WS_HEAD "    login = \"u\"; }\n);\n", 3, "listeners[0].login",
+               "not valid for a websocket listener (only for stomp listeners)");
+    expect_one(WS_HEAD "    subscribe_topic_template = \"x/{eid}\"; }\n);\n", 3,
+               "listeners[0].subscribe_topic_template", "only for mqtt listeners");
+    expect_one(WS_HEAD "    path = \"/usp\"; }\n);\n", 3, "listeners[0].path",
+               "not valid for a websocket listener (only for uds listeners)");
+    expect_one(WS_HEAD "    ping_intervall = 5; }\n);\n", 3, "listeners[0].ping_intervall",
+               "did you mean \"ping_interval\"");
+}
+END_TEST
+
+START_TEST(err_ws_port_clash)
+{
+    expect_one("listeners = (\n"
+               "  { name = \"s\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 8080; },\n"
+               "  { name = \"w\"; type = \"websocket\"; address = \"127.0.0.1\"; port = 8080; }\n"
+               ");\n",
+               3, "listeners[1].port", "127.0.0.1 port 8080 overlaps listeners[0]");
+    expect_one("listeners = (\n"
+               "  { name = \"w\"; type = \"websocket\"; address = \"::\"; port = 1883; },\n"
+               "  { name = \"m\"; type = \"mqtt\"; address = \"::1\"; port = 1883; }\n"
+               ");\n",
+               3, "listeners[1].port", "overlaps listeners[0]");
+    expect_one("listeners = (\n"
+               "  { name = \"a\"; type = \"websocket\"; address = \"::1\"; port = 8080; },\n"
+               "  { name = \"b\"; type = \"websocket\"; address = \"0:0::1\"; port = 8080; }\n"
+               ");\n",
+               3, "listeners[1].port", "overlaps listeners[0]");
+    struct relay_config *cfg = load_ok(
+        "listeners = (\n"
+        "  { name = \"s\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 8080; },\n"
+        "  { name = \"w\"; type = \"websocket\"; address = \"127.0.0.2\"; port = 8080; },\n"
+        "  { name = \"u\"; type = \"uds\"; path = \"/tmp/x\"; }\n"
+        ");\n");
+    ck_assert_uint_eq(cfg->n_listeners, 3);
+    config_free(cfg);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1238,6 +1690,9 @@ static Suite *config_suite(void)
     tcase_add_test(ok, names);
     tcase_add_test(ok, mqtt_defaults);
     tcase_add_test(ok, mqtt_explicit_values);
+    tcase_add_test(ok, ws_explicit_values);
+    tcase_add_test(ok, ws_defaults);
+    tcase_add_test(ok, ws_mqtt_listener_resolution);
     suite_add_tcase(s, ok);
 
     TCase *bad = tcase_create("errors");
@@ -1274,6 +1729,14 @@ static Suite *config_suite(void)
     tcase_add_test(bad, err_mqtt_keys_for_other_types);
     tcase_add_test(bad, err_mqtt_port_clash);
     tcase_add_test(bad, err_nul_escape_in_strings);
+    tcase_add_test(bad, err_ws_bad_path);
+    tcase_add_test(bad, err_ws_duplicate_path);
+    tcase_add_test(bad, err_ws_no_path);
+    tcase_add_test(bad, err_ws_controllers);
+    tcase_add_test(bad, err_ws_mqtt_listener);
+    tcase_add_test(bad, err_ws_out_of_range);
+    tcase_add_test(bad, err_ws_keys_for_other_types);
+    tcase_add_test(bad, err_ws_port_clash);
     suite_add_tcase(s, bad);
     return s;
 }
