@@ -19,6 +19,7 @@
 #include "relay/mtp/mqtt_server.h"
 #include "relay/mtp/stomp_server.h"
 #include "relay/mtp/uds_server.h"
+#include "relay/mtp/ws_server.h"
 #include "relay/worker.h"
 
 struct listener {
@@ -88,7 +89,10 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     atomic_fetch_add(&r->live_conns, 1);
     if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
         tune_tcp(fd);
-    struct worker *w = l->relay->workers[l->next_worker++ % l->relay->n_workers];
+    /* WebSocket sessions all live in the libwebsockets thread. */
+    struct worker *w = l->cfg->type == LISTENER_WEBSOCKET
+                           ? ws_server_worker(r->ws)
+                           : r->workers[l->next_worker++ % r->n_io_workers];
     worker_post_adopt(w, fd, l->make, l->cfg, peer);
 }
 
@@ -250,9 +254,10 @@ int listeners_open(struct relay *r, struct event_base *base, struct listener ***
         l->cfg = c;
         l->relay = r;
         l->fd = -1;
-        l->make = c->type == LISTENER_STOMP ? stomp_conn_new
+        l->make = c->type == LISTENER_STOMP  ? stomp_conn_new
                   : c->type == LISTENER_MQTT ? mqtt_conn_new
-                                             : uds_conn_new;
+                  : c->type == LISTENER_UDS  ? uds_conn_new
+                                             : ws_conn_new;
         l->fd = c->type == LISTENER_UDS ? open_uds(c, &why) : open_tcp(c);
         if (l->fd < 0) {
             if (c->type == LISTENER_UDS)

@@ -17,6 +17,7 @@
 #include "relay/config.h"
 #include "relay/listener.h"
 #include "relay/log.h"
+#include "relay/mtp/ws_server.h"
 #include "relay/relay.h"
 #include "relay/router.h"
 #include "relay/worker.h"
@@ -89,21 +90,32 @@ static int run(const struct relay_config *cfg)
     unsigned started = 0;
     int rc = 1;
 
+    int has_ws = 0;
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        has_ws |= cfg->listeners[i].type == LISTENER_WEBSOCKET;
+
     r.router = router_new();
     r.topic_filters = topic_filters_new();
-    r.workers = calloc(cfg->workers, sizeof *r.workers);
+    r.workers = calloc(cfg->workers + 1, sizeof *r.workers);
     base = event_base_new();
     if (!r.router || !r.topic_filters || !r.workers || !base) {
         log_error("startup_failed", "reason=no_memory");
         goto out;
     }
-    r.n_workers = cfg->workers;
     for (unsigned i = 0; i < cfg->workers; i++) {
         r.workers[i] = worker_new(&r, i);
         if (!r.workers[i]) {
             log_error("startup_failed", "reason=worker_create worker=%u", i);
             goto out;
         }
+        r.n_workers = r.n_io_workers = i + 1;
+    }
+    if (has_ws) {
+        /* The WebSocket thread is the last worker: routes name it by that index. */
+        r.ws = ws_server_new(&r, cfg->workers);
+        if (!r.ws)
+            goto out;
+        r.workers[r.n_workers++] = ws_server_worker(r.ws);
     }
     if (listeners_open(&r, base, &ls, &n_ls) != 0)
         goto out;
@@ -112,6 +124,13 @@ static int run(const struct relay_config *cfg)
             log_error("startup_failed", "reason=thread_create worker=%u", started);
             goto out;
         }
+    }
+    if (r.ws) {
+        if (ws_server_start(r.ws) != 0) {
+            log_error("startup_failed", "reason=thread_create worker=websocket");
+            goto out;
+        }
+        started++;
     }
     sigterm = evsignal_new(base, SIGTERM, on_stop_signal, base);
     sigint = evsignal_new(base, SIGINT, on_stop_signal, base);
@@ -136,8 +155,11 @@ out:
         worker_post_stop(r.workers[i]);
     for (unsigned i = 0; i < started; i++)
         worker_join(r.workers[i]);
+    ws_server_join(r.ws);
     if (started)
         log_summary(&r);
+    /* Sessions left in the WebSocket context are released before their worker goes. */
+    ws_server_free(r.ws);
     for (unsigned i = 0; r.workers && i < r.n_workers; i++)
         worker_free(r.workers[i]);
     free(r.workers);
