@@ -1,11 +1,13 @@
-/* usp-testclient.c — one USP endpoint over STOMP or UDS, for tests, demos and benchmarks.
+/* usp-testclient.c — one USP endpoint over STOMP, UDS or WebSocket, for tests, demos and
+ * benchmarks.
  *
  * Connects to usprelayd as a single endpoint, sends generated or given Records, receives,
  * checks and optionally echoes Records, and reports each one on stdout. Single-threaded:
  * one non-blocking socket driven by poll(), so sending and receiving interleave and two
  * clients pushing at each other never deadlock. Framing and Record handling reuse the
- * relay's own codecs (stomp_codec, uds_codec, record_scan, record_build). Usage and output
- * format: docs/usp-testclient.md.
+ * relay's own codecs (stomp_codec, uds_codec, ws_codec, record_scan, record_build); the
+ * WebSocket client side (RFC 6455 handshake and frames, TR-369 R-WS.9-16) is here, since
+ * libwebsockets wants its own service loop. Usage and output format: docs/usp-testclient.md.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,15 +29,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
 #include "relay/endpoint_id.h"
 #include "relay/mtp/stomp_codec.h"
 #include "relay/mtp/uds_codec.h"
+#include "relay/mtp/ws_codec.h"
 #include "relay/record.h"
 #include "relay/record_build.h"
 #include "usp-record.pb-c.h"
 
 #define EXIT_EXPECT 1
 #define EXIT_PROTO 2
+#define EXIT_WS_REFUSED 3 /* handshake: not 101, bad accept, no v1.usp, wrong peer eid */
+#define EXIT_WS_TEXT 4    /* a text message: no Record can be extracted (R-WS.16) */
+#define EXIT_WS_CLOSED 5  /* the server closed the session before we were done */
 #define EXIT_USAGE 64
 
 #define CONTENT_TYPE "application/vnd.bbf.usp.msg"
@@ -48,19 +57,41 @@
 #define OUT_LOW_WATER (1024u * 1024u)     /* generate more Records below this much queued */
 #define MAX_ORDER_REPORTS 10
 
-enum mtp { MTP_STOMP_CLIENT, MTP_UDS_CLIENT };
+#define WS_DEFAULT_PATH "/usp"
+#define WS_SUBPROTOCOL "v1.usp"
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" /* RFC 6455 §1.3 */
+#define WS_MAX_HEAD 8192u                             /* the server's response head */
+#define WS_MAX_MESSAGE (64u * 1024u * 1024u)          /* a reassembled message */
+#define WS_FIN 0x80u
+#define WS_OP_CONT 0x0u
+#define WS_OP_TEXT 0x1u
+#define WS_OP_BINARY 0x2u
+#define WS_OP_CLOSE 0x8u
+#define WS_OP_PING 0x9u
+#define WS_OP_PONG 0xAu
+#define WS_CLOSE_NORMAL 1000u
+#define WS_CLOSE_NO_STATUS 1005u /* RFC 6455 §7.4.1: what a Close without a code reports */
+
+enum mtp { MTP_STOMP_CLIENT, MTP_UDS_CLIENT, MTP_WS_CLIENT };
 
 enum phase {
-    PH_HANDSHAKE, /* STOMP: waiting for CONNECTED; UDS: for the server's handshake */
+    PH_HANDSHAKE, /* STOMP: waiting for CONNECTED; UDS: for the server's handshake;
+                   * WS: for the 101 answer */
     PH_SUBSCRIBE, /* STOMP only: waiting for the SUBSCRIBE receipt */
     PH_READY,
-    PH_BYE,       /* STOMP only: DISCONNECT sent, waiting for its receipt */
+    PH_BYE,       /* STOMP: DISCONNECT sent, waiting for its receipt; WS: Close sent or
+                   * received, waiting for the other one or the end of the stream */
     PH_DONE,
 };
 
 struct opts {
     enum mtp mtp;
     const char *addr;
+    size_t addr_len;        /* STOMP, WS: length of HOST:PORT at the start of ADDR */
+    const char *ws_path;    /* WS: request path, from ADDR or the default */
+    const char *expect_peer;
+    size_t ws_fragment;     /* WS: payload bytes per outgoing frame, 0 = one frame */
+    int ws_ext;
     const char *eid, *to, *dest, *login, *passcode;
     const char *payload_file, *record_file, *out_dir;
     const char *payload;
@@ -112,6 +143,16 @@ struct client {
     double t_send_start, t_send_end, t_first_recv, t_last_recv;
     uint64_t recv_bytes;
     uint64_t series_end;    /* socket offset where the --send series ends, 0 until queued */
+    /* WebSocket */
+    char ws_accept[32];     /* the Sec-WebSocket-Accept our key calls for */
+    char *ws_ext_line;      /* --ws-ext: the whole request header line, CRLF included */
+    struct buf ws_msg;      /* fragments of the binary message being reassembled */
+    int ws_in_msg;          /* a fragmented message has begun */
+    int ws_close_sent, ws_close_recv;
+    int ws_close_early;     /* the server closed before the client was done */
+    uint64_t ws_pings;
+    uint8_t ws_rand[1024];  /* random bytes for frame masks, refilled when used up */
+    size_t ws_rand_off;
 };
 
 static volatile sig_atomic_t got_signal;
@@ -275,10 +316,15 @@ static int note_record_end(struct client *c)
     return 0;
 }
 
+static int ws_queue_message(struct client *c, const uint8_t *rec, size_t len);
+
 /* Frame REC for our MTP and queue it. DEST: STOMP destination. */
 static int queue_record(struct client *c, const uint8_t *rec, size_t len, const char *dest)
 {
-    if (c->o.mtp == MTP_UDS_CLIENT) {
+    if (c->o.mtp == MTP_WS_CLIENT) {
+        if (ws_queue_message(c, rec, len) != 0)
+            return -1;
+    } else if (c->o.mtp == MTP_UDS_CLIENT) {
         uint8_t hdr[UDS_SINGLE_HEADER_LEN];
         if (len > UDS_MAX_VALUE_LEN) {
             fail(c, EXIT_PROTO, "error record of %zu bytes does not fit in a UDS frame", len);
@@ -773,6 +819,479 @@ static void uds_process(struct client *c)
     }
 }
 
+/* ------------------------------------------------------------------ WebSocket */
+
+/* Four fresh random bytes for a frame mask (RFC 6455 §5.3: unpredictable per frame). */
+static int ws_next_mask(struct client *c, uint8_t mask[4])
+{
+    if (c->ws_rand_off + 4 > sizeof c->ws_rand) {
+        if (RAND_bytes(c->ws_rand, (int)sizeof c->ws_rand) != 1)
+            return -1;
+        c->ws_rand_off = 0;
+    }
+    memcpy(mask, c->ws_rand + c->ws_rand_off, 4);
+    c->ws_rand_off += 4;
+    return 0;
+}
+
+/* Queue one masked frame; B0 is FIN | opcode. Nothing goes out after our Close (§5.5.1). */
+static int ws_queue_frame(struct client *c, unsigned b0, const uint8_t *p, size_t len)
+{
+    uint8_t h[14];
+    size_t hl = 2;
+
+    if (c->ws_close_sent)
+        return -1;
+    h[0] = (uint8_t)b0;
+    if (len < 126) {
+        h[1] = (uint8_t)(0x80u | len);
+    } else if (len <= 0xffff) {
+        h[1] = 0x80u | 126u;
+        h[2] = (uint8_t)(len >> 8);
+        h[3] = (uint8_t)len;
+        hl = 4;
+    } else {
+        h[1] = 0x80u | 127u;
+        for (int i = 0; i < 8; i++)
+            h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+        hl = 10;
+    }
+    uint8_t *mask = h + hl;
+    if (ws_next_mask(c, mask) != 0) {
+        fail(c, EXIT_PROTO, "error no random bytes for a frame mask");
+        return -1;
+    }
+    hl += 4;
+    if (buf_reserve(&c->out, hl + len) != 0) {
+        fail(c, EXIT_PROTO, "error out of memory");
+        return -1;
+    }
+    uint8_t *dst = c->out.p + c->out.len;
+    memcpy(dst, h, hl);
+    dst += hl;
+    for (size_t i = 0; i < len; i++)
+        dst[i] = p[i] ^ mask[i & 3];
+    c->out.len += hl + len;
+    return 0;
+}
+
+/* One Record = one binary message (R-WS.14), split into --ws-fragment sized frames. */
+static int ws_queue_message(struct client *c, const uint8_t *rec, size_t len)
+{
+    size_t step = c->o.ws_fragment && c->o.ws_fragment < len ? c->o.ws_fragment : len;
+    size_t off = 0;
+    unsigned op = WS_OP_BINARY;
+    do {
+        size_t n = len - off < step ? len - off : step;
+        unsigned fin = off + n == len ? WS_FIN : 0;
+        if (ws_queue_frame(c, fin | op, rec + off, n) != 0)
+            return -1;
+        off += n;
+        op = WS_OP_CONT;
+    } while (off < len);
+    return 0;
+}
+
+static int ws_queue_close(struct client *c, int has_code, unsigned code)
+{
+    uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+    int rc = ws_queue_frame(c, WS_FIN | WS_OP_CLOSE, p, has_code ? 2 : 0);
+    c->ws_close_sent = 1;
+    return rc;
+}
+
+/* base64(SHA-1(KEY64 + GUID)) into OUT (29 bytes with the NUL), RFC 6455 §4.2.2. */
+static int ws_accept_for(const char *key64, char *out)
+{
+    char in[64];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int n = snprintf(in, sizeof in, "%s%s", key64, WS_GUID);
+    if (n < 0 || (size_t)n >= sizeof in ||
+        EVP_Digest(in, (size_t)n, md, &mdlen, EVP_sha1(), NULL) != 1)
+        return -1;
+    EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
+    return 0;
+}
+
+/* The --ws-ext header line for our EID; returns 0 or an exit status. */
+static int ws_ext_prepare(struct client *c)
+{
+    static const char name[] = "Sec-WebSocket-Extensions: ";
+    size_t n = sizeof name - 1, len = strlen(c->o.eid);
+    size_t cap = n + 2 * len + 64; /* every byte escaped, the fixed text, CRLF */
+    char *line = malloc(cap);
+    if (!line)
+        return EXIT_PROTO;
+    memcpy(line, name, n);
+    long xl = ws_ext_bbf_format(c->o.eid, len, line + n, cap - n - 2);
+    if (xl < 0) {
+        fprintf(stderr, "usp-testclient: --eid cannot be sent in a quoted-string: %s\n",
+                c->o.eid);
+        free(line);
+        return EXIT_USAGE;
+    }
+    memcpy(line + n + (size_t)xl, "\r\n", 3);
+    c->ws_ext_line = line;
+    return 0;
+}
+
+/* Queue the upgrade request for PATH on AUTHORITY (HOST:PORT as given). */
+static int ws_start(struct client *c, const char *authority)
+{
+    const char *eid = c->o.eid, *path = c->o.ws_path;
+    const char *ext = c->ws_ext_line ? c->ws_ext_line : "";
+    uint8_t key[16];
+    char key64[32];
+    c->ws_rand_off = sizeof c->ws_rand;
+    if (RAND_bytes(key, (int)sizeof key) != 1) {
+        fail(c, EXIT_PROTO, "error no random bytes for Sec-WebSocket-Key");
+        return -1;
+    }
+    EVP_EncodeBlock((unsigned char *)key64, key, (int)sizeof key);
+    if (ws_accept_for(key64, c->ws_accept) != 0) {
+        fail(c, EXIT_PROTO, "error cannot compute Sec-WebSocket-Accept");
+        return -1;
+    }
+    size_t elen = eid_pct_encode(eid, strlen(eid), NULL, 0);
+    size_t cap = strlen(path) + elen + strlen(authority) + strlen(ext) + 256;
+    char *req = malloc(cap), *qeid = malloc(elen + 1);
+    int n = -1;
+    if (req && qeid) {
+        eid_pct_encode(eid, strlen(eid), qeid, elen + 1);
+        n = snprintf(req, cap,
+                     "GET %s%ceid=%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: " WS_SUBPROTOCOL
+                     "\r\n%s\r\n",
+                     path, strchr(path, '?') ? '&' : '?', qeid, authority, key64, ext);
+    }
+    int rc = n > 0 && (size_t)n < cap ? buf_add(&c->out, req, (size_t)n) : -1;
+    free(req);
+    free(qeid);
+    if (rc != 0)
+        fail(c, EXIT_PROTO, "error out of memory");
+    return rc;
+}
+
+struct ws_answer {
+    int status;
+    int upgrade, connection, accept, protocol, has_peer;
+    char peer[MAX_ID_LEN + 1];
+    size_t peer_len;
+};
+
+static int span_ieq(const char *s, size_t len, const char *lit)
+{
+    return strlen(lit) == len && strncasecmp(s, lit, len) == 0;
+}
+
+/* Does the comma-separated list V (LEN bytes) hold TOKEN, compared case-insensitively? */
+static int list_has_token(const char *v, size_t len, const char *token)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && v[j] != ',')
+            j++;
+        size_t a = i, b = j;
+        while (a < b && (v[a] == ' ' || v[a] == '\t'))
+            a++;
+        while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
+            b--;
+        if (span_ieq(v + a, b - a, token))
+            return 1;
+        i = j + 1;
+    }
+    return 0;
+}
+
+/* Note one response header; returns NULL or why the answer is refused. */
+static const char *ws_answer_header(const struct client *c, struct ws_answer *a, const char *name,
+                                    size_t nlen, const char *v, size_t vlen)
+{
+    if (span_ieq(name, nlen, "upgrade")) {
+        a->upgrade = span_ieq(v, vlen, "websocket");
+        return a->upgrade ? NULL : "Upgrade is not websocket";
+    }
+    if (span_ieq(name, nlen, "connection")) {
+        a->connection = list_has_token(v, vlen, "upgrade");
+        return a->connection ? NULL : "Connection lacks upgrade";
+    }
+    if (span_ieq(name, nlen, "sec-websocket-accept")) {
+        a->accept = vlen == strlen(c->ws_accept) && memcmp(v, c->ws_accept, vlen) == 0;
+        return a->accept ? NULL : "wrong Sec-WebSocket-Accept";
+    }
+    if (span_ieq(name, nlen, "sec-websocket-protocol")) {
+        /* The server picks exactly one of the offered subprotocols (RFC 6455 §4.1). */
+        a->protocol = vlen == sizeof WS_SUBPROTOCOL - 1 && memcmp(v, WS_SUBPROTOCOL, vlen) == 0;
+        return a->protocol ? NULL : "Sec-WebSocket-Protocol is not " WS_SUBPROTOCOL;
+    }
+    if (span_ieq(name, nlen, "sec-websocket-extensions")) {
+        char eid[sizeof a->peer];
+        size_t elen = 0;
+        int has = 0;
+        if (ws_ext_bbf_eid(v, vlen, eid, sizeof eid, &elen, &has) < 0)
+            return "malformed Sec-WebSocket-Extensions";
+        if (has && a->has_peer)
+            return "bbf-usp-protocol eid given twice";
+        if (has) {
+            memcpy(a->peer, eid, elen + 1);
+            a->peer_len = elen;
+            a->has_peer = 1;
+        }
+    }
+    return NULL;
+}
+
+/* Parse the response head H (LEN bytes, up to and including the CRLF ending its last
+ * header line) into A; returns NULL or why the answer is refused. */
+static const char *ws_answer_parse(const struct client *c, const char *h, size_t len,
+                                   struct ws_answer *a)
+{
+    size_t off = 0;
+    int first = 1;
+    while (off < len) {
+        const char *line = h + off;
+        const char *crlf = memmem(line, len - off, "\r\n", 2);
+        size_t ll = (size_t)(crlf - line);
+        off += ll + 2;
+        for (size_t i = 0; i < ll; i++)
+            if ((unsigned char)line[i] < 0x20 && line[i] != '\t')
+                return "control character in the response head";
+        if (first) {
+            first = 0;
+            if (ll < 12 || memcmp(line, "HTTP/1.", 7) != 0 || line[8] != ' ' ||
+                (ll > 12 && line[12] != ' '))
+                return "malformed status line";
+            a->status = 0;
+            for (int i = 9; i < 12; i++) {
+                if (line[i] < '0' || line[i] > '9')
+                    return "malformed status line";
+                a->status = a->status * 10 + (line[i] - '0');
+            }
+            if (a->status != 101)
+                return NULL; /* refused: the headers do not matter */
+            continue;
+        }
+        const char *colon = memchr(line, ':', ll);
+        if (!colon || colon == line || line[0] == ' ' || line[0] == '\t')
+            return "malformed header line";
+        size_t nlen = (size_t)(colon - line), vs = nlen + 1, ve = ll;
+        while (vs < ve && (line[vs] == ' ' || line[vs] == '\t'))
+            vs++;
+        while (ve > vs && (line[ve - 1] == ' ' || line[ve - 1] == '\t'))
+            ve--;
+        const char *why = ws_answer_header(c, a, line, nlen, line + vs, ve - vs);
+        if (why)
+            return why;
+    }
+    if (!a->upgrade || !a->connection || !a->accept)
+        return "no Upgrade, Connection or Sec-WebSocket-Accept header";
+    if (!a->protocol)
+        return "no Sec-WebSocket-Protocol: " WS_SUBPROTOCOL " (R-WS.12)";
+    return NULL;
+}
+
+/* Returns 1 once the answer is accepted and consumed, 0 while it is incomplete, -1 on
+ * refusal. */
+static int ws_handshake(struct client *c)
+{
+    const uint8_t *p = c->in.p + c->in.off;
+    size_t avail = buf_pending(&c->in);
+    const uint8_t *end = memmem(p, avail < WS_MAX_HEAD ? avail : WS_MAX_HEAD, "\r\n\r\n", 4);
+    if (!end) {
+        if (avail >= WS_MAX_HEAD)
+            fail(c, EXIT_WS_REFUSED, "error response head longer than %u bytes", WS_MAX_HEAD);
+        return avail >= WS_MAX_HEAD ? -1 : 0;
+    }
+    size_t head = (size_t)(end - p) + 4;
+    struct ws_answer *a = calloc(1, sizeof *a);
+    char text[4 * MAX_ID_LEN + 8];
+    if (!a) {
+        fail(c, EXIT_PROTO, "error out of memory");
+        return -1;
+    }
+    const char *why = ws_answer_parse(c, (const char *)p, head - 2, a);
+    int rc = -1;
+    if (why) {
+        fail(c, EXIT_WS_REFUSED, "error handshake refused: %s", why);
+    } else if (a->status != 101) {
+        const uint8_t *eol = memmem(p, head, "\r\n", 2);
+        printf("refused status=%d\n", a->status);
+        fail(c, EXIT_WS_REFUSED, "error upgrade refused: %s",
+             printable(text, sizeof text, p, (size_t)(eol - p)));
+    } else if (c->o.expect_peer && (!a->has_peer || strlen(c->o.expect_peer) != a->peer_len ||
+                                    memcmp(c->o.expect_peer, a->peer, a->peer_len) != 0)) {
+        fail(c, EXIT_WS_REFUSED, "error peer eid %s, expected %s",
+             a->has_peer ? printable(text, sizeof text, (const uint8_t *)a->peer, a->peer_len)
+                         : "absent",
+             c->o.expect_peer);
+    } else {
+        c->in.off += head;
+        ready(c, "peer",
+              a->has_peer ? printable(text, sizeof text, (const uint8_t *)a->peer, a->peer_len)
+                          : "-");
+        rc = 1;
+    }
+    free(a);
+    return rc;
+}
+
+struct ws_frame {
+    unsigned fin, op;
+    uint64_t len;
+};
+
+/* Decode a server frame header: its length, 0 if incomplete, -1 with *WHY if malformed. */
+static int ws_frame_head(const uint8_t *p, size_t avail, struct ws_frame *f, const char **why)
+{
+    int hl = 2;
+    if (avail < 2)
+        return 0;
+    f->fin = p[0] & WS_FIN;
+    f->op = p[0] & 0x0fu;
+    f->len = p[1] & 0x7fu;
+    *why = NULL;
+    if (p[0] & 0x70u)
+        *why = "reserved bits set (no extension was negotiated)";
+    else if (p[1] & 0x80u)
+        *why = "masked frame from the server";
+    else if (f->op > WS_OP_BINARY && f->op < WS_OP_CLOSE)
+        *why = "unknown data opcode";
+    else if (f->op > WS_OP_PONG)
+        *why = "unknown control opcode";
+    if (*why)
+        return -1;
+    if (f->len == 126) {
+        if (avail < 4)
+            return 0;
+        f->len = (uint64_t)p[2] << 8 | p[3];
+        hl = 4;
+        if (f->len < 126)
+            *why = "length not in its shortest form";
+    } else if (f->len == 127) {
+        if (avail < 10)
+            return 0;
+        f->len = 0;
+        for (int i = 0; i < 8; i++)
+            f->len = f->len << 8 | p[2 + i];
+        hl = 10;
+        if (f->len >> 63)
+            *why = "64-bit length with the top bit set";
+        else if (f->len <= 0xffff)
+            *why = "length not in its shortest form";
+    }
+    if (!*why && f->op >= WS_OP_CLOSE && (!f->fin || f->len > 125))
+        *why = "fragmented or oversized control frame";
+    return *why ? -1 : hl;
+}
+
+/* Whether the server may end the session now: --expect met and our --send series out. */
+static int ws_close_in_time(const struct client *c)
+{
+    int series = c->o.send == 0 || (c->series_end && c->written >= c->series_end);
+    return c->o.expect_given && c->received >= c->o.expect && series;
+}
+
+static void ws_on_close(struct client *c, const uint8_t *p, size_t len)
+{
+    char text[4 * 125 + 8];
+    unsigned code = len >= 2 ? (unsigned)p[0] << 8 | p[1] : WS_CLOSE_NO_STATUS;
+    c->ws_close_recv = 1;
+    if (len == 1) {
+        fail(c, EXIT_PROTO, "error Close frame with a 1-byte payload");
+        return;
+    }
+    /* A 1000 answering our own Close is the normal end, not news. */
+    if (!c->ws_close_sent || code != WS_CLOSE_NORMAL)
+        printf("closed code=%u reason=%s\n", code,
+               printable(text, sizeof text, p + (len >= 2 ? 2 : 0), len >= 2 ? len - 2 : 0));
+    if (c->ws_close_sent)
+        return;
+    if (c->phase == PH_READY && !ws_close_in_time(c))
+        c->ws_close_early = 1;
+    c->phase = PH_BYE;
+    ws_queue_close(c, len >= 2, code); /* RFC 6455 §5.5.1: echo the code */
+}
+
+static void ws_on_frame(struct client *c, const struct ws_frame *f, const uint8_t *p)
+{
+    size_t len = (size_t)f->len;
+    switch (f->op) {
+    case WS_OP_CLOSE:
+        ws_on_close(c, p, len);
+        return;
+    case WS_OP_PING:
+        c->ws_pings++;
+        ws_queue_frame(c, WS_FIN | WS_OP_PONG, p, len);
+        return;
+    case WS_OP_PONG:
+        return; /* we send no Pings; an unsolicited Pong needs no answer (§5.5.3) */
+    case WS_OP_BINARY:
+        if (f->fin) {
+            on_record(c, p, len, NULL);
+            return;
+        }
+        c->ws_in_msg = 1;
+        c->ws_msg.off = c->ws_msg.len = 0;
+        break;
+    default: /* continuation; ws_process refused a text frame already */
+        break;
+    }
+    if (buf_add(&c->ws_msg, p, len) != 0) {
+        fail(c, EXIT_PROTO, "error out of memory");
+        return;
+    }
+    if (f->fin) {
+        c->ws_in_msg = 0;
+        on_record(c, c->ws_msg.p + c->ws_msg.off, buf_pending(&c->ws_msg), NULL);
+        c->ws_msg.off = c->ws_msg.len = 0;
+    }
+}
+
+static void ws_process(struct client *c)
+{
+    c->in_need = 0;
+    if (c->phase == PH_HANDSHAKE && ws_handshake(c) <= 0)
+        return;
+    while (c->status < EXIT_PROTO && !c->ws_close_recv) {
+        const uint8_t *p = c->in.p + c->in.off;
+        size_t avail = buf_pending(&c->in);
+        struct ws_frame f;
+        const char *why;
+        int hl = ws_frame_head(p, avail, &f, &why);
+        if (hl == 0)
+            return;
+        if (hl > 0 && f.op < WS_OP_CLOSE) {
+            uint64_t have = c->ws_in_msg ? buf_pending(&c->ws_msg) : 0;
+            if (c->ws_in_msg && f.op != WS_OP_CONT)
+                why = "new message inside a fragmented one";
+            else if (!c->ws_in_msg && f.op == WS_OP_CONT)
+                why = "continuation frame without a message";
+            else if (f.len > WS_MAX_MESSAGE - have)
+                why = "message larger than 64 MiB";
+            if (!why && f.op == WS_OP_TEXT) {
+                fail(c, EXIT_WS_TEXT, "error text message from the server (R-WS.14)");
+                return;
+            }
+        }
+        if (hl < 0 || why) {
+            fail(c, EXIT_PROTO, "error bad frame from the server: %s", why);
+            return;
+        }
+        size_t size = (size_t)hl + (size_t)f.len;
+        if (avail < size) {
+            c->in_need = size;
+            return;
+        }
+        ws_on_frame(c, &f, p + hl);
+        c->in.off += size;
+    }
+    if (c->ws_close_recv)
+        c->in.off = c->in.len; /* nothing follows a Close (§5.5.1) */
+}
+
 /* ------------------------------------------------------------------ connection */
 
 static int wait_connected(int fd, double deadline)
@@ -834,7 +1353,7 @@ static int split_hostport(char *s, char **host, char **port)
     return **host && **port ? 0 : -1;
 }
 
-static int open_stomp(struct client *c, const char *host, const char *port, double deadline)
+static int open_tcp(struct client *c, const char *host, const char *port, double deadline)
 {
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_socktype = SOCK_STREAM;
@@ -954,6 +1473,8 @@ static int do_read(struct client *c)
     c->in.len += (size_t)n;
     if (c->o.mtp == MTP_STOMP_CLIENT)
         stomp_process(c);
+    else if (c->o.mtp == MTP_WS_CLIENT)
+        ws_process(c);
     else
         uds_process(c);
     return 1;
@@ -1009,10 +1530,23 @@ static void timed_out(struct client *c)
 static void run(struct client *c, double deadline)
 {
     while (c->status < EXIT_PROTO && c->phase != PH_DONE) {
+        /* Both Closes exchanged and ours written: the session is over (RFC 6455 §7.1.1
+         * lets the client close TCP then). */
+        if (c->ws_close_sent && c->ws_close_recv && buf_pending(&c->out) == 0) {
+            c->phase = PH_DONE;
+            break;
+        }
         if (c->phase == PH_READY && all_done(c)) {
             if (c->o.mtp == MTP_UDS_CLIENT) {
                 c->phase = PH_DONE;
                 break;
+            }
+            if (c->o.mtp == MTP_WS_CLIENT) {
+                /* The server's answering Close proves it has read every frame before it. */
+                if (ws_queue_close(c, 1, WS_CLOSE_NORMAL) != 0)
+                    break;
+                c->phase = PH_BYE;
+                continue;
             }
             /* The receipt proves the relay has taken every SEND before we close. */
             struct stomp_kv h[1] = {{"receipt", BYE_RECEIPT, sizeof BYE_RECEIPT - 1}};
@@ -1063,6 +1597,12 @@ static void usage(FILE *f)
 {
     fputs("usage: usp-testclient stomp HOST:PORT --eid ID [--login U --passcode P] [options]\n"
           "       usp-testclient uds PATH --eid ID [options]\n"
+          "       usp-testclient ws HOST:PORT[/PATH] --eid ID [ws options] [options]\n"
+          "  ws options (PATH defaults to " WS_DEFAULT_PATH "):\n"
+          "  --ws-ext              send Sec-WebSocket-Extensions: bbf-usp-protocol; eid=\"ID\"\n"
+          "  --expect-peer ID      the answer's extension eid must be ID (implies --ws-ext)\n"
+          "  --ws-fragment N       send each record in frames of at most N payload bytes\n"
+          "  options:\n"
           "  --to ID               destination endpoint ID of sent records\n"
           "  --dest DEST           STOMP destination of sent records (default: /usp/endpoint/<to>)\n"
           "  --send N              send N records (default 0, or 1 with a fixed payload/record)\n"
@@ -1098,7 +1638,8 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 enum {
     OPT_EID = 256, OPT_TO, OPT_DEST, OPT_LOGIN, OPT_PASSCODE, OPT_SEND, OPT_SIZE, OPT_PAYLOAD,
     OPT_PAYLOAD_FILE, OPT_RECORD_FILE, OPT_TLS12, OPT_EXPECT, OPT_CHECK_ORDER, OPT_ECHO,
-    OPT_OUT_DIR, OPT_TIMEOUT, OPT_QUIET, OPT_WAIT_STDIN, OPT_STATS, OPT_HELP,
+    OPT_OUT_DIR, OPT_TIMEOUT, OPT_QUIET, OPT_WAIT_STDIN, OPT_STATS, OPT_HELP, OPT_WS_EXT,
+    OPT_EXPECT_PEER, OPT_WS_FRAGMENT,
 };
 
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -1124,6 +1665,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"wait-stdin", no_argument, NULL, OPT_WAIT_STDIN},
         {"stats", no_argument, NULL, OPT_STATS},
         {"help", no_argument, NULL, OPT_HELP},
+        {"ws-ext", no_argument, NULL, OPT_WS_EXT},
+        {"expect-peer", required_argument, NULL, OPT_EXPECT_PEER},
+        {"ws-fragment", required_argument, NULL, OPT_WS_FRAGMENT},
         {NULL, 0, NULL, 0},
     };
     uint64_t v;
@@ -1153,6 +1697,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case OPT_QUIET: o->quiet = 1; break;
         case OPT_WAIT_STDIN: o->wait_stdin = 1; break;
         case OPT_STATS: o->stats = 1; break;
+        case OPT_WS_EXT: o->ws_ext = 1; break;
+        case OPT_EXPECT_PEER:
+            o->expect_peer = optarg;
+            o->ws_ext = 1; /* a server answers the extension only when offered (R-WS.11a) */
+            break;
+        case OPT_WS_FRAGMENT:
+            if (parse_u64(optarg, MAX_RECORD, &v) != 0 || v == 0)
+                goto bad;
+            o->ws_fragment = (size_t)v;
+            break;
         case OPT_SEND:
             if (parse_u64(optarg, UINT64_MAX - 1, &o->send) != 0)
                 goto bad;
@@ -1190,11 +1744,28 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         o->mtp = MTP_STOMP_CLIENT;
     else if (strcmp(argv[optind], "uds") == 0)
         o->mtp = MTP_UDS_CLIENT;
+    else if (strcmp(argv[optind], "ws") == 0)
+        o->mtp = MTP_WS_CLIENT;
     else {
-        fprintf(stderr, "usp-testclient: MTP must be stomp or uds\n");
+        fprintf(stderr, "usp-testclient: MTP must be stomp, uds or ws\n");
         goto usage;
     }
     o->addr = argv[optind + 1];
+    o->addr_len = strlen(o->addr);
+    if (o->mtp == MTP_WS_CLIENT) {
+        const char *slash = strchr(o->addr, '/');
+        o->ws_path = slash ? slash : WS_DEFAULT_PATH;
+        o->addr_len = slash ? (size_t)(slash - o->addr) : o->addr_len;
+        for (const char *q = o->ws_path; *q; q++)
+            if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f || *q == '#') {
+                fprintf(stderr, "usp-testclient: PATH must be printable ASCII without spaces "
+                                "or '#': %s\n", o->ws_path);
+                goto usage;
+            }
+    } else if (o->ws_ext || o->ws_fragment) {
+        fprintf(stderr, "usp-testclient: --ws-ext/--expect-peer/--ws-fragment are ws options\n");
+        goto usage;
+    }
     if (!o->eid) {
         fprintf(stderr, "usp-testclient: --eid is required\n");
         goto usage;
@@ -1254,6 +1825,11 @@ static int prepare(struct client *c)
         if (!c->seq_payload)
             return EXIT_PROTO;
     }
+    if (o->ws_ext) {
+        int rc = ws_ext_prepare(c);
+        if (rc != 0)
+            return rc;
+    }
     if (o->mtp != MTP_STOMP_CLIENT || o->send == 0)
         return 0;
     if (o->dest) {
@@ -1299,6 +1875,8 @@ static void client_free(struct client *c)
         close(c->fd);
     free(c->in.p);
     free(c->out.p);
+    free(c->ws_msg.p);
+    free(c->ws_ext_line);
     free(c->sub_dest);
     free(c->to_dest);
     free(c->file_data);
@@ -1333,16 +1911,25 @@ int main(int argc, char **argv)
     c.go = !c.o.wait_stdin;
     double deadline = now_s() + c.o.timeout;
 
-    if (c.o.mtp == MTP_STOMP_CLIENT) {
-        char *copy = strdup(c.o.addr), *host, *port;
-        if (!copy || split_hostport(copy, &host, &port) != 0) {
-            fprintf(stderr, "usp-testclient: address must be HOST:PORT: %s\n", c.o.addr);
+    if (c.o.mtp != MTP_UDS_CLIENT) {
+        /* AUTHORITY stays whole for the WS Host header; COPY is cut into host and port. */
+        char *authority = strndup(c.o.addr, c.o.addr_len);
+        char *copy = authority ? strdup(authority) : NULL, *host, *port;
+        if (!authority || !copy || split_hostport(copy, &host, &port) != 0) {
+            fprintf(stderr, "usp-testclient: address must be HOST:PORT%s: %s\n",
+                    c.o.mtp == MTP_WS_CLIENT ? "[/PATH]" : "", c.o.addr);
+            free(authority);
             free(copy);
             client_free(&c);
             return EXIT_USAGE;
         }
-        if (open_stomp(&c, host, port, deadline) == 0)
-            stomp_start(&c, host);
+        if (open_tcp(&c, host, port, deadline) == 0) {
+            if (c.o.mtp == MTP_STOMP_CLIENT)
+                stomp_start(&c, host);
+            else
+                ws_start(&c, authority);
+        }
+        free(authority);
         free(copy);
     } else if (open_uds(&c, c.o.addr, deadline) == 0) {
         uds_queue_tlv(&c, UDS_TLV_HANDSHAKE, c.o.eid, strlen(c.o.eid));
@@ -1355,9 +1942,19 @@ int main(int argc, char **argv)
         run(&c, deadline);
     if (c.order_failed)
         fail(&c, EXIT_EXPECT, "check-order failed");
+    if (c.ws_close_early) {
+        char of[32] = "";
+        if (c.o.expect_given)
+            snprintf(of, sizeof of, " of %" PRIu64, c.o.expect);
+        fail(&c, EXIT_WS_CLOSED, "error the server closed the session early: received %" PRIu64
+             "%s records", c.received, of);
+    }
     if (c.o.stats)
         print_stats(&c);
-    printf("summary sent=%" PRIu64 " received=%" PRIu64 "\n", c.sent, c.received);
+    printf("summary sent=%" PRIu64 " received=%" PRIu64, c.sent, c.received);
+    if (c.ws_pings > 0)
+        printf(" pings=%" PRIu64, c.ws_pings);
+    printf("\n");
     rc = c.status;
     client_free(&c);
     return rc;
