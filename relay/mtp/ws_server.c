@@ -200,21 +200,37 @@ struct conn *ws_conn_new(struct worker *w, int fd, const struct listener_cfg *lc
 
 /* ------------------------------------------------------------------ the upgrade */
 
-/* Answer the request with STATUS and end it; REASON goes to the log. Returns 1 (what
- * the HTTP callbacks return for "answered"). */
+static const char *status_phrase(unsigned status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 409: return "Conflict";
+    case 426: return "Upgrade Required";
+    default: return "Internal Server Error";
+    }
+}
+
+/* Answer the request with STATUS, REASON as the body, and hang up. Written by hand:
+ * libwebsockets' own status answer says HTTP/1.0 at this stage of an upgrade, which
+ * strict WebSocket clients (python-websockets) do not accept. Returns -1, what the HTTP
+ * callbacks return to close the connection. */
 static int refuse(struct ws_session *s, unsigned status, const char *reason)
 {
     char d[256];
+    unsigned char buf[LWS_PRE + 512];
     log_info("ws_refused", "%s status=%u reason=\"%s\"", conn_describe(&s->c, d, sizeof d),
              status, reason);
-    if (status == HTTP_STATUS_BAD_REQUEST || status == HTTP_STATUS_FORBIDDEN)
+    if (status == HTTP_STATUS_BAD_REQUEST)
         stats_inc(conn_stats(&s->c), STAT_conn_protocol_error);
-    /* One refusal per connection: a later request on it is hung up on (its state
-     * would start from a half-tried upgrade). */
-    s->refused = 1;
-    if (lws_return_http_status(s->wsi, status, reason) != 0)
-        return -1;
-    return 1;
+    int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
+                     "HTTP/1.1 %u %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                     "%sConnection: close\r\n\r\n%s\n",
+                     status, status_phrase(status), strlen(reason) + 1,
+                     status == 426 ? "Upgrade: websocket\r\n" : "", reason);
+    if (n > 0 && (size_t)n < sizeof buf - LWS_PRE)
+        lws_write(s->wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+    return -1;
 }
 
 /* The controller path or plain path of the request. 1: known (ctrl set for a
@@ -434,8 +450,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     if (!s || s->wsi != wsi)
         return reason == LWS_CALLBACK_HTTP || reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE ? -1 : 0;
 
-    if (s->refused && (reason == LWS_CALLBACK_HTTP || reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE))
-        return -1;
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         if (strcmp((const char *)in, "websocket") != 0)
@@ -443,10 +457,9 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         return confirm_upgrade(s);
     case LWS_CALLBACK_HTTP: {
         const struct ws_controller_path *ctrl;
-        int rc = match_path(s, &ctrl) > 0
-                     ? refuse(s, 426, "WebSocket upgrade required (subprotocol v1.usp)")
-                     : refuse(s, HTTP_STATUS_NOT_FOUND, "no USP endpoint at this path");
-        return rc < 0 || lws_http_transaction_completed(wsi) ? -1 : 0;
+        if (match_path(s, &ctrl) > 0)
+            return refuse(s, 426, "WebSocket upgrade required (subprotocol v1.usp)");
+        return refuse(s, HTTP_STATUS_NOT_FOUND, "no USP endpoint at this path");
     }
     case LWS_CALLBACK_ADD_HEADERS:
         return add_headers(s, in);

@@ -35,7 +35,6 @@ struct ws_session {
     enum ws_kind kind;
     const struct ws_controller_path *ctrl; /* the controller the path names, or NULL */
     int offered_ext;                       /* the client offered bbf-usp-protocol */
-    int refused;                           /* an HTTP refusal was sent */
 
     /* Closing: the status and reason the Close frame carries (0: no Close frame). */
     uint16_t close_code;

@@ -18,7 +18,7 @@
 
 static void message_too_big(struct ws_session *s)
 {
-    stats_inc(conn_stats(&s->c), STAT_drop_too_large);
+    conn_record_dropped(&s->c, STAT_drop_too_large, NULL);
     rbuf_unref(s->in);
     s->in = NULL;
     s->in_len = 0;

@@ -15,8 +15,8 @@ Fixtures (stable names, used by every tests/integration/test_*.py):
 
 Client helpers on Relay (closed at teardown): stomp_client/stomp_endpoint,
 uds_client/uds_endpoint, mqtt_client/mqtt_endpoint (raw uspwire.MqttClient, v5 or 3.1.1),
-and probe(tag, kinds) -> Probe: endpoints whose check() shows the relay still serves
-others after a test abused it.
+ws_client/ws_endpoint (raw uspwire.WsClient), and probe(tag, kinds) -> Probe: endpoints
+whose check() shows the relay still serves others after a test abused it.
 
 Default config: relay.endpoint_id "self::usprelay", workers 2, shutdown_timeout 2 s, log
 level info; four listeners on fresh resources:
@@ -24,13 +24,20 @@ level info; four listeners on fresh resources:
   "uds"       UDS, no peer_endpoint_id (answers self::usprelay)   -> Relay.uds_path
   "uds-ctrl"  UDS, peer_endpoint_id = "self::usp-controller"      -> Relay.uds_ctrl_path
   "mqtt"      MQTT 3.1.1/5.0 on 127.0.0.1:<free port>, defaults   -> Relay.mqtt_port
+  "ws"        WebSocket on 127.0.0.1:<free port>                  -> Relay.ws_port
+              paths [ "/usp" ]; controllers ( { path "/usp/ctrl"; endpoint_id
+              self::usp-controller } ); mqtt_listener "mqtt"; the rest server defaults.
 Overrides (dicts merged key by key; a value None deletes the key; a nested dict is a
 group, e.g. stomp={"limits": {"max_record_size": 1024}}):
-  relay={...} log={...} limits={...} stomp={...} uds={...} uds_ctrl={...} mqtt={...}
+  relay={...} log={...} limits={...} stomp={...} uds={...} uds_ctrl={...} mqtt={...} ws={...}
   extra_listeners=[{...}, ...]     appended as given (name/type/... all yours)
   listeners=[...]                  replaces the four defaults entirely
   args=[...]                       extra command-line arguments (e.g. ["-d"])
   wait_ready=False                 return at once (for daemons expected to fail)
+
+Config values: a dict is a group, a list of scalars an array [ ... ], any other list or a
+tuple a list ( ... ) (so controllers=({...},) and paths=["/usp"] come out as libconfig
+wants them).
 
 At teardown the relay gets SIGTERM and must exit 0 within 10 s (else it is killed and the
 test fails), and the test fails if its log shows a sanitizer report ("ERROR:
@@ -50,6 +57,7 @@ from pathlib import Path
 
 import pytest
 
+import testclient
 import uspwire
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,6 +67,7 @@ READY_TIMEOUT = 15.0
 
 CTRL_EID = "self::usp-controller"
 RELAY_EID = "self::usprelay"
+WS_CTRL_PATH = "/usp/ctrl"
 
 
 def build_path():
@@ -91,6 +100,8 @@ def _cfg_value(v, indent):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(v, dict):
         return _cfg_group(v, indent)
+    if isinstance(v, list) and all(isinstance(x, (bool, int, float, str)) for x in v):
+        return "[ " + ", ".join(_cfg_value(x, indent + 1) for x in v) + " ]"
     if isinstance(v, (list, tuple)):
         pad = "  " * (indent + 1)
         items = (",\n" + pad).join(_cfg_value(x, indent + 1) for x in v)
@@ -126,22 +137,35 @@ def _merge(base, over):
 class ConfigInfo:
     """Where a written config puts things."""
 
-    def __init__(self, stomp_port, uds_path, uds_ctrl_path, sections, mqtt_port=None):
+    def __init__(self, stomp_port, uds_path, uds_ctrl_path, sections, mqtt_port=None,
+                 ws_port=None):
         self.stomp_port = stomp_port
         self.uds_path = uds_path
         self.uds_ctrl_path = uds_ctrl_path
         self.mqtt_port = mqtt_port
+        self.ws_port = ws_port
         self.sections = sections
 
 
+def default_ws_listener(port):
+    return {"name": "ws", "type": "websocket", "address": "127.0.0.1", "port": port,
+            "paths": ["/usp"],
+            "controllers": ({"path": WS_CTRL_PATH, "endpoint_id": CTRL_EID},),
+            "mqtt_listener": "mqtt"}
+
+
 def write_config(path, sock_dir, *, tag="", relay=None, log=None, limits=None, stomp=None,
-                 uds=None, uds_ctrl=None, mqtt=None, extra_listeners=(), listeners=None):
+                 uds=None, uds_ctrl=None, mqtt=None, ws=None, extra_listeners=(),
+                 listeners=None):
     """Write a config to PATH (sockets in SOCK_DIR, named with TAG) and return a
     ConfigInfo."""
     port = free_port()
     mqtt_port = free_port()
     while mqtt_port == port:
         mqtt_port = free_port()
+    ws_port = free_port()
+    while ws_port in (port, mqtt_port):
+        ws_port = free_port()
     uds_path = os.path.join(str(sock_dir), "r%s.sock" % tag)
     ctrl_path = os.path.join(str(sock_dir), "c%s.sock" % tag)
     sections = {
@@ -160,6 +184,7 @@ def write_config(path, sock_dir, *, tag="", relay=None, log=None, limits=None, s
             _merge({"name": "mqtt", "type": "mqtt", "address": "127.0.0.1", "port": mqtt_port},
                    mqtt),
         ]
+        listeners.append(_merge(default_ws_listener(ws_port), ws))
     sections["listeners"] = list(listeners) + list(extra_listeners)
     Path(path).write_text(render_config(sections))
     info = ConfigInfo(port, uds_path, ctrl_path, sections, mqtt_port)
@@ -173,6 +198,8 @@ def write_config(path, sock_dir, *, tag="", relay=None, log=None, limits=None, s
             info.uds_ctrl_path = lst["path"]
         elif lst.get("name") == "mqtt" and "port" in lst:
             info.mqtt_port = lst["port"]
+        elif lst.get("name") == "ws" and "port" in lst:
+            info.ws_port = lst["port"]
     if not any(lst.get("name") == "mqtt" for lst in sections["listeners"]):
         info.mqtt_port = None
     return info
@@ -182,7 +209,7 @@ def write_config(path, sock_dir, *, tag="", relay=None, log=None, limits=None, s
 
 class Relay:
     """A running usprelayd. Attributes: proc, stomp_port, uds_path, uds_ctrl_path,
-    mqtt_port, config_path, log_path, info (ConfigInfo)."""
+    mqtt_port, ws_port, config_path, log_path, info (ConfigInfo)."""
 
     def __init__(self, exe, config_path, log_path, info, args, cwd):
         self.config_path = config_path
@@ -192,6 +219,7 @@ class Relay:
         self.uds_path = info.uds_path
         self.uds_ctrl_path = info.uds_ctrl_path
         self.mqtt_port = info.mqtt_port
+        self.ws_port = info.ws_port
         self._clients = []
         self._stopped = False     # the test stopped/killed it on purpose
         self._signalled = False   # a stop signal has been sent
@@ -256,6 +284,13 @@ class Relay:
                     try:
                         socket.create_connection((lst["address"], lst["port"]), 0.5).close()
                         probes += 1
+                    except OSError:
+                        ok = False
+                elif lst.get("type") == "websocket" and ok:
+                    # Not counted among the probes whose close is awaited: a connection
+                    # closed before its HTTP request may never become a logged session.
+                    try:
+                        socket.create_connection((lst["address"], lst["port"]), 0.5).close()
                     except OSError:
                         ok = False
             if ok:
@@ -373,6 +408,40 @@ class Relay:
             assert c.subscribe(f, qos=qos) == [qos]
         return c
 
+    def _need_ws(self):
+        if self.ws_port is None:
+            raise AssertionError("this relay has no websocket listener \"ws\"")
+
+    def ws_client(self, path="/usp", eid=None, protocols=("v1.usp",), ext=False,
+                  extra_headers=(), query=None, port=None, **kw):
+        """A raw WsClient on the "ws" listener that has sent its opening handshake for
+        PATH (query "eid=<EID pct-encoded>" unless QUERY); whatever the answer, its status
+        is in .status (see uspwire.WsClient for the other keywords)."""
+        if port is None:
+            self._need_ws()
+        return self.track(uspwire.WsClient(port or self.ws_port, path, eid=eid, query=query,
+                                           protocols=protocols, ext=ext,
+                                           extra_headers=extra_headers, **kw))
+
+    def ws_endpoint(self, eid, path="/usp", ext=False, **kw):
+        """A WsClient upgraded as EID on PATH: 101 with Sec-WebSocket-Protocol v1.usp."""
+        c = self.ws_client(path, eid=eid, ext=ext, **kw)
+        assert c.status == 101, "upgrade of %s on %s refused: %d %s %r %r" % (
+            eid, path, c.status, c.reason, c.headers, c.body[:300])
+        assert c.subprotocol == "v1.usp", c.headers
+        return c
+
+    def endpoint(self, kind, eid):
+        """An identified endpoint EID of KIND: "ws", "stomp", "mqtt5", "mqtt4" or "uds"."""
+        if kind == "ws":
+            return self.ws_endpoint(eid)
+        if kind == "stomp":
+            return self.stomp_endpoint(eid)
+        if kind in ("mqtt5", "mqtt4"):
+            return self.mqtt_endpoint(eid, level=5 if kind == "mqtt5" else 4)
+        assert kind == "uds", kind
+        return self.uds_endpoint(eid)
+
     def probe(self, tag="probe", kinds=("stomp", "uds")):
         """A Probe (see there) on this relay: endpoints of KINDS, connected now."""
         return Probe(self, tag, kinds)
@@ -411,11 +480,12 @@ class Relay:
 class Probe:
     """Endpoints connected before some abuse, to prove the relay still serves others.
     KINDS picks them: "stomp" (.s, self::TAG-s), "uds" (.u, self::TAG-u), "mqtt5" (.m5,
-    self::TAG-m5), "mqtt4" (.m4, os::TAG-m4, MQTT 3.1.1). check() passes a Record from
-    each to the next, the last to the first, then does the same between freshly connected
-    endpoints of the same kinds (closed afterwards): old and new sessions are served."""
+    self::TAG-m5), "mqtt4" (.m4, os::TAG-m4, MQTT 3.1.1), "ws" (.w, self::TAG-w, on
+    /usp). check() passes a Record from each to the next, the last to the first, then
+    does the same between freshly connected endpoints of the same kinds (closed
+    afterwards): old and new sessions are served."""
 
-    _ATTR = {"stomp": "s", "uds": "u", "mqtt5": "m5", "mqtt4": "m4"}
+    _ATTR = {"stomp": "s", "uds": "u", "mqtt5": "m5", "mqtt4": "m4", "ws": "w"}
 
     def __init__(self, relay, tag="probe", kinds=("stomp", "uds")):
         self.relay = relay
@@ -434,6 +504,8 @@ class Probe:
             return self.relay.uds_endpoint("self::" + name)
         if kind == "mqtt5":
             return self.relay.mqtt_endpoint("self::" + name)
+        if kind == "ws":
+            return self.relay.ws_endpoint("self::" + name)
         return self.relay.mqtt_endpoint("os::" + name, level=4)
 
     def _ring(self, endpoints, what):
@@ -514,3 +586,28 @@ def start_relay(usprelayd, tmp_path, sock_dir):
 @pytest.fixture
 def relay(start_relay):
     return start_relay()
+
+
+@pytest.fixture
+def client(build_dir, tmp_path):
+    """Factory: client(*args, wait_stdin=False) -> a started Client; leftovers are killed."""
+    exe = build_dir / "usp-testclient"
+    if not exe.exists():
+        pytest.fail("%s not found: build it (make BUILD=...)" % exe)
+    started = []
+
+    def start(*args, wait_stdin=False):
+        c = testclient.Client(exe, args, tmp_path / ("client%d.err" % len(started)), wait_stdin)
+        started.append(c)
+        return c
+
+    yield start
+    reports = []
+    for c in started:
+        c.kill()
+        err = c.stderr()
+        if any(m in err for m in testclient.SANITIZER_MARKERS):
+            reports.append(c.describe())
+    if reports:
+        pytest.fail("sanitizer report from usp-testclient:\n" + "\n".join(reports),
+                    pytrace=False)

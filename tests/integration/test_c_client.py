@@ -10,8 +10,6 @@ starts (the relay drops Records for endpoints that are not connected).
 
 import os
 import re
-import subprocess
-import threading
 import time
 
 import pytest
@@ -19,109 +17,9 @@ import pytest
 import uspwire as w
 
 BIG = 5 * 1024 * 1024
-RECV_RE = re.compile(r"^recv n=(\d+) from=(\S+) to=(\S+) type=(\S+) len=(\d+) seq=(\S+)$")
-SUMMARY_RE = re.compile(r"^summary sent=(\d+) received=(\d+)$")
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
-
-
-class Client:
-    """One usp-testclient process; stdout lines are collected by a thread."""
-
-    def __init__(self, exe, args, err_path, wait_stdin=False):
-        self.args = [str(exe)] + [str(a) for a in args]
-        if wait_stdin:
-            self.args.append("--wait-stdin")
-        self.err_path = err_path
-        self._err = open(err_path, "wb")
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self._err,
-                                     stdin=subprocess.PIPE if wait_stdin else subprocess.DEVNULL)
-        self.lines = []
-        self.ready = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for raw in self.proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.lines.append(line)
-            if line.startswith("ready "):
-                self.ready.set()
-
-    def stderr(self):
-        with open(self.err_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def describe(self):
-        return "%s\nrc=%s\nstdout:\n%s\nstderr:\n%s" % (
-            " ".join(self.args), self.proc.poll(), "\n".join(self.lines[-20:]), self.stderr())
-
-    def wait_ready(self, timeout=10.0):
-        assert self.ready.wait(timeout), "client never ready:\n" + self.describe()
-
-    def go(self):
-        self.proc.stdin.write(b"go\n")
-        self.proc.stdin.close()
-
-    def finish(self, timeout=60.0):
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("client did not exit:\n" + self.describe())
-        self._reader.join(5)
-        self._err.close()
-        return rc
-
-    def recvs(self):
-        return [RECV_RE.match(l).groups() for l in self.lines if l.startswith("recv ")]
-
-    def summary(self):
-        m = [SUMMARY_RE.match(l) for l in self.lines if l.startswith("summary ")]
-        assert len(m) == 1 and m[0], "no summary line:\n" + self.describe()
-        return int(m[0].group(1)), int(m[0].group(2))
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if not self._err.closed:
-            self._err.close()
-
-
-@pytest.fixture
-def client(build_dir, tmp_path):
-    """Factory: client(*args, wait_stdin=False) -> a started Client; leftovers are killed."""
-    exe = build_dir / "usp-testclient"
-    if not exe.exists():
-        pytest.fail("%s not found: build it (make BUILD=...)" % exe)
-    started = []
-
-    def start(*args, wait_stdin=False):
-        c = Client(exe, args, tmp_path / ("client%d.err" % len(started)), wait_stdin)
-        started.append(c)
-        return c
-
-    yield start
-    reports = []
-    for c in started:
-        c.kill()
-        err = c.stderr()
-        if any(m in err for m in SANITIZER_MARKERS):
-            reports.append(c.describe())
-    if reports:
-        pytest.fail("sanitizer report from usp-testclient:\n" + "\n".join(reports),
-                    pytrace=False)
-
-
 def stomp_addr(relay):
     return "127.0.0.1:%d" % relay.stomp_port
 
-
-def expect_ok(c, sent, received, timeout=60.0):
-    rc = c.finish(timeout)
-    assert rc == 0, c.describe()
-    assert c.summary() == (sent, received), c.describe()
 
 
 # ----------------------------------------------------------------- exchange
@@ -158,8 +56,8 @@ def test_exchange_record_file_byte_exact(start_relay, client, tmp_path, name, pa
     assert ctrl.lines[0] == "ready subscribe-dest=/usp/endpoint/self%3A%3Actrl"
     agent.go()
     ctrl.go()
-    expect_ok(agent, 1, 1)
-    expect_ok(ctrl, 1, 1)
+    agent.expect_ok(1, 1)
+    ctrl.expect_ok(1, 1)
 
     assert (tmp_path / "agent" / "1.rec").read_bytes() == down
     assert (tmp_path / "ctrl" / "1.rec").read_bytes() == up
@@ -188,8 +86,8 @@ def test_exchange_client_built_records(start_relay, client, tmp_path, name, payl
     ctrl.wait_ready()
     agent.go()
     ctrl.go()
-    expect_ok(agent, 1, 1)
-    expect_ok(ctrl, 1, 1)
+    agent.expect_ok(1, 1)
+    ctrl.expect_ok(1, 1)
     for d, to, frm in (("agent", AGENT, CTRL), ("ctrl", CTRL, AGENT)):
         raw = (tmp_path / d / "1.rec").read_bytes()
         rec = w.decode_record(raw)
@@ -222,8 +120,8 @@ def test_exchange_tls12_opaque(start_relay, client, tmp_path):
     ctrl.wait_ready()
     agent.go()
     ctrl.go()
-    expect_ok(agent, 1, 1)
-    expect_ok(ctrl, 1, 1)
+    agent.expect_ok(1, 1)
+    ctrl.expect_ok(1, 1)
 
     assert (tmp_path / "agent" / "1.rec").read_bytes() == down
     assert agent.recvs()[0][3] == "session_context"
@@ -242,8 +140,8 @@ def test_generated_sequence_payloads(start_relay, client, tmp_path):
     rx.wait_ready()
     tx = client("stomp", stomp_addr(relay), "--eid", CTRL, "--to", AGENT, "--send", 3,
                 "--size", 40)
-    expect_ok(tx, 3, 0)
-    expect_ok(rx, 0, 3)
+    tx.expect_ok(3, 0)
+    rx.expect_ok(0, 3)
     for i in (1, 2, 3):
         rec = w.decode_record((tmp_path / "out" / ("%d.rec" % i)).read_bytes())
         want = i.to_bytes(8, "big") + bytes((i + k) & 0xFF for k in range(8, 40))
@@ -274,7 +172,7 @@ def test_fifty_clients_ring_check_order(start_relay, client):
     for c in clients:
         c.go()
     for c in clients:
-        expect_ok(c, count, count, timeout=90)
+        c.expect_ok(count, count, timeout=90)
     assert relay.count_log(r"event=record_dropped") == 0
 
 
@@ -290,14 +188,14 @@ def test_echo_pair(start_relay, client, echo_mtp):
     echo.wait_ready()
     tx = client(other, addr[other], "--eid", CTRL, "--to", AGENT, "--send", 100,
                 "--size", 100, "--expect", 100, "--check-order", "--timeout", 30)
-    expect_ok(tx, 100, 100)
+    tx.expect_ok(100, 100)
     recs = tx.recvs()
     assert [r[5] for r in recs] == [str(i) for i in range(1, 101)]
     assert all(r[1:4] == (AGENT, CTRL, "no_session_context") for r in recs)
     # Without --expect an echo client runs until its deadline or a signal: both end it
     # cleanly, with its summary.
     echo.proc.terminate()
-    expect_ok(echo, 100, 100, timeout=10)
+    echo.expect_ok(100, 100, timeout=10)
 
 
 # ----------------------------------------------------------------- exit codes
@@ -316,7 +214,7 @@ def test_check_order_failure_exits_1(relay, client, tmp_path):
     rx = client("uds", relay.uds_path, "--eid", AGENT, "--expect", 1, "--check-order")
     rx.wait_ready()
     tx = client("stomp", stomp_addr(relay), "--eid", CTRL, "--record-file", tmp_path / "r2.rec")
-    expect_ok(tx, 1, 0)
+    tx.expect_ok(1, 0)
     assert rx.finish(10) == 1, rx.describe()
     assert "order out of order: from=self::ctrl seq=2 expected=1" in rx.stderr()
     assert rx.summary() == (0, 1)
@@ -329,7 +227,7 @@ def test_corrupt_padding_fails_check_order(relay, client, tmp_path):
     rx = client("uds", relay.uds_path, "--eid", AGENT, "--expect", 1, "--check-order")
     rx.wait_ready()
     tx = client("stomp", stomp_addr(relay), "--eid", CTRL, "--record-file", tmp_path / "r.rec")
-    expect_ok(tx, 1, 0)
+    tx.expect_ok(1, 0)
     assert rx.finish(10) == 1, rx.describe()
     assert "order corrupt padding: from=self::ctrl seq=1" in rx.stderr()
 
@@ -343,7 +241,7 @@ def test_stomp_error_frame_exits_2(start_relay, client):
     assert bad.summary() == (0, 0)
     good = client("stomp", stomp_addr(relay), "--eid", CTRL, "--login", "usp",
                   "--passcode", "secret")
-    expect_ok(good, 0, 0)
+    good.expect_ok(0, 0)
 
 
 def test_uds_error_tlv_exits_2(relay, client, tmp_path):
@@ -380,8 +278,8 @@ def test_stomp_sender_waits_for_relay_before_exit(relay, client):
     t0 = time.monotonic()
     tx = client("stomp", stomp_addr(relay), "--eid", CTRL, "--to", AGENT, "--send", 2000,
                 "--stats")
-    expect_ok(tx, 2000, 0)
-    expect_ok(rx, 0, 2000)
+    tx.expect_ok(2000, 0)
+    rx.expect_ok(0, 2000)
     assert time.monotonic() - t0 < 10
     # --stats: one line before the summary, rates consistent with the counts
     for c, key in ((tx, "send"), (rx, "recv")):

@@ -9,18 +9,26 @@ Everything a test needs to talk to a real relay, in pure Python and blocking soc
 * ``StompClient``: a raw STOMP 1.2 client (CONNECT/STOMP, SUBSCRIBE, SEND, content-length
   aware frame reader that skips heart-beat EOLs and counts them).
 * ``UdsClient``: a raw USP UDS client (``_USP`` frames, TLVs, handshake, Records).
+* ``WsClient``: a raw RFC 6455 client (handshake with any path/query/headers/subprotocols,
+  the HTTP status of a refusal, masked frames of any kind, fragmentation, a frame reader
+  that answers and records Pings and reports every frame it got), ``WsStream`` (a
+  socket-like byte stream over its binary messages, for MQTT over WebSocket) and the frame
+  codec under it (``ws_frame``, ``ws_parse_frame``).
 * ``MqttClient``: a raw MQTT 3.1.1 / 5.0 client (CONNECT with any flags, will and v5
   properties incl. user properties; SUBSCRIBE/UNSUBSCRIBE; PUBLISH QoS 0/1/2 with the
   acks; PINGREQ; a decoder for every server packet), and the packet builders under it
   (``mqtt_*_packet``, ``mqtt_props``) for bytes no library would send.
 
-Wire facts: /work/shared/spec/usp-mtp-notes.md §1 (Record), §4 (STOMP), §5 (MQTT),
-§6 (UDS).
+Wire facts: /work/shared/spec/usp-mtp-notes.md §1 (Record), §3 (WebSocket), §4 (STOMP),
+§5 (MQTT), §6 (UDS).
 Nothing here sleeps blindly: reads block with a timeout and raise ``TimeoutError``; a
 peer close raises ``Closed``.
 """
 
+import base64
 import dataclasses
+import hashlib
+import os
 import socket
 import struct
 import time
@@ -109,6 +117,19 @@ def session_context(to_id, from_id, payloads=(b"",), *, session_id=1, sequence_i
             f_varint(6, payloadrec_sar_state) +
             b"".join(f_bytes(7, p, always=True) for p in payloads))
     return encode_record(to_id, from_id, 8, body, **kw)
+
+
+def no_session_of_size(to_id, from_id, size):
+    """A NoSessionContext Record of exactly SIZE bytes (random payload), or the smallest
+    one these IDs allow when SIZE is below that."""
+    base = len(no_session(to_id, from_id, b""))
+    if size <= base:
+        return no_session(to_id, from_id, b"")
+    for p in range(max(1, size - base - 12), size):
+        body = 1 + len(varint(p)) + p
+        if base - 2 + 1 + len(varint(body)) + body == size:
+            return no_session(to_id, from_id, os.urandom(p))
+    raise ValueError("no Record of %d bytes" % size)
 
 
 def websocket_connect(to_id, from_id, **kw):
@@ -970,9 +991,12 @@ class MqttClient(_SockClient):
     reads and decodes what the relay sends. Packet ids for our QoS > 0 PUBLISH /
     SUBSCRIBE come from next_pid()."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=5.0, level=5):
-        sock = socket.create_connection((host, port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, port, host="127.0.0.1", timeout=5.0, level=5, sock=None):
+        """SOCK: an already connected socket-like object to run on instead of a new TCP
+        connection to PORT (e.g. a WsStream for MQTT over WebSocket)."""
+        if sock is None:
+            sock = socket.create_connection((host, port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().__init__(sock, timeout)
         self.level = level
         self.connack = None
@@ -1160,3 +1184,464 @@ class MqttClient(_SockClient):
         """The relay closes without sending anything (more)."""
         rest = self.wait_closed(self.timeout if timeout is None else timeout)
         assert rest == b"" and not self.packets, "data before close: %r" % rest[:100]
+
+
+# ----------------------------------------------------------------- WebSocket (RFC 6455)
+
+WS_CONT, WS_TEXT, WS_BINARY, WS_CLOSE, WS_PING, WS_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+WS_OPCODE_NAMES = {WS_CONT: "CONT", WS_TEXT: "TEXT", WS_BINARY: "BINARY", WS_CLOSE: "CLOSE",
+                   WS_PING: "PING", WS_PONG: "PONG"}
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+WS_SUBPROTOCOL = "v1.usp"
+# Close codes (RFC 6455 §7.4.1) the relay uses.
+WS_NORMAL, WS_GOING_AWAY, WS_UNSUPPORTED_DATA, WS_POLICY, WS_TOO_BIG = 1000, 1001, 1003, 1008, 1009
+WS_MAX_HEAD = 65536           # bound on the HTTP response head we accept
+WS_MAX_BODY = 65536           # bound on a refusal's body we read
+
+
+class WsClosed(Closed):
+    """The peer sent a Close frame (code None when it had no body)."""
+
+    def __init__(self, code, reason):
+        super().__init__("close frame code=%s reason=%r" % (code, reason))
+        self.code = code
+        self.reason = reason
+
+
+def ws_accept(key):
+    """Sec-WebSocket-Accept for the request's Sec-WebSocket-Key KEY."""
+    return base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+
+
+def ws_mask(data, key):
+    """DATA XOR the 4-byte KEY repeated (masking and unmasking are the same). Done as one
+    big-integer XOR: linear and fast enough for multi-MiB payloads in pure Python."""
+    n = len(data)
+    if not n:
+        return b""
+    k = (bytes(key) * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(k, "little")).to_bytes(n, "little")
+
+
+def ws_frame(opcode, payload=b"", *, fin=True, mask=True, rsv=0, mask_key=None, length=None):
+    """Bytes of one frame. Client frames are masked (MASK=False for hostile tests);
+    MASK_KEY defaults to 4 random bytes; LENGTH overrides the length written in the header
+    (the payload bytes stay as given)."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    b0 = (0x80 if fin else 0) | ((rsv & 7) << 4) | (opcode & 0x0F)
+    n = len(payload) if length is None else length
+    m = 0x80 if mask else 0
+    if n < 126:
+        head = bytes([b0, m | n])
+    elif n < 65536:
+        head = bytes([b0, m | 126]) + struct.pack(">H", n)
+    else:
+        head = bytes([b0, m | 127]) + struct.pack(">Q", n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4) if mask_key is None else bytes(mask_key)
+    return head + key + ws_mask(payload, key)
+
+
+def ws_close_body(code=WS_NORMAL, reason=""):
+    """Body of a Close frame (empty when CODE is None)."""
+    if code is None:
+        return b""
+    return struct.pack(">H", code) + (reason.encode() if isinstance(reason, str) else reason)
+
+
+@dataclasses.dataclass
+class WsFrame:
+    fin: bool
+    opcode: int
+    payload: bytes
+    rsv: int = 0
+    masked: bool = False
+
+    def __repr__(self):
+        return "<WsFrame %s fin=%d rsv=%d masked=%d len=%d>" % (
+            WS_OPCODE_NAMES.get(self.opcode, "op%d" % self.opcode), self.fin, self.rsv,
+            self.masked, len(self.payload))
+
+
+def ws_parse_frame(buf, max_payload=1 << 31):
+    """(WsFrame, bytes used) for the first complete frame in BUF, or None while it is
+    incomplete. A length above MAX_PAYLOAD raises ValueError (never waits for it)."""
+    if len(buf) < 2:
+        return None
+    b0, b1 = buf[0], buf[1]
+    n, off = b1 & 0x7F, 2
+    if n == 126:
+        if len(buf) < 4:
+            return None
+        (n,) = struct.unpack_from(">H", buf, 2)
+        off = 4
+    elif n == 127:
+        if len(buf) < 10:
+            return None
+        (n,) = struct.unpack_from(">Q", buf, 2)
+        off = 10
+    if n > max_payload:
+        raise ValueError("frame of %d bytes is above %d" % (n, max_payload))
+    masked = bool(b1 & 0x80)
+    key = None
+    if masked:
+        if len(buf) < off + 4:
+            return None
+        key = bytes(buf[off:off + 4])
+        off += 4
+    if len(buf) < off + n:
+        return None
+    payload = bytes(buf[off:off + n])
+    if masked:
+        payload = ws_mask(payload, key)
+    return WsFrame(bool(b0 & 0x80), b0 & 0x0F, payload, (b0 >> 4) & 7, masked), off + n
+
+
+def ws_parse_close(payload):
+    """(code, reason) of a Close frame body (code None for an empty body)."""
+    if not payload:
+        return None, ""
+    assert len(payload) >= 2, "Close body of 1 byte"
+    (code,) = struct.unpack(">H", payload[:2])
+    return code, payload[2:].decode("utf-8")
+
+
+def ws_query(eid):
+    """The query component naming EID (R-WS.10b): "eid=" + EID percent-encoded."""
+    return "eid=" + pct_encode(eid)
+
+
+class WsClient(_SockClient):
+    """Raw WebSocket client over TCP.
+
+    The constructor connects and (unless HANDSHAKE=False) sends the opening handshake for
+    PATH with QUERY (default: "eid=<EID pct-encoded>" when EID is given, else none),
+    offering PROTOCOLS (None or () for no Sec-WebSocket-Protocol header) and, when EXT is
+    set, ``Sec-WebSocket-Extensions`` (True: ``bbf-usp-protocol; eid="<EID>"``; a str: that
+    value). EXTRA_HEADERS [(name, value)] are added; HOST_HEADER replaces "host:port";
+    ORIGIN adds an Origin header; PLAIN=True sends a GET without the upgrade headers.
+
+    After the handshake: ``status`` (int), ``reason``, ``headers`` (lower-case name ->
+    values joined by ", "), ``header_list``, ``body`` (of a refusal, by Content-Length).
+    A 101 is checked (Upgrade, Connection, Sec-WebSocket-Accept); any other status is just
+    reported. Frames: ``frames`` logs every frame received as (opcode, fin, payload
+    length); ``last_frame_sizes`` holds the payload sizes of the frames of the last data
+    message; ``pings`` / ``pongs`` the payloads of control frames received. Pings are
+    answered at once unless AUTO_PONG is False. Reads raise TimeoutError / Closed /
+    WsClosed (a Close frame; answered with a Close unless one was sent already)."""
+
+    def __init__(self, port, path="/usp", *, host="127.0.0.1", eid=None, query=None,
+                 protocols=(WS_SUBPROTOCOL,), ext=False, extra_headers=(), host_header=None,
+                 origin=None, plain=False, timeout=5.0, handshake=True, auto_pong=True,
+                 max_message=64 << 20):
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().__init__(sock, timeout)
+        self.port = port
+        self.path = path
+        self.eid = eid
+        self.auto_pong = auto_pong
+        self.max_message = max_message
+        self.key = base64.b64encode(os.urandom(16)).decode()
+        if query is None and eid is not None:
+            query = ws_query(eid)
+        target = path + ("?" + query if query is not None else "")
+        h = [("Host", host_header if host_header is not None else "%s:%d" % (host, port))]
+        if not plain:
+            h += [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                  ("Sec-WebSocket-Key", self.key), ("Sec-WebSocket-Version", "13")]
+            if protocols:
+                h.append(("Sec-WebSocket-Protocol", ", ".join(protocols)))
+            if ext is True:
+                h.append(("Sec-WebSocket-Extensions", 'bbf-usp-protocol; eid="%s"' % eid))
+            elif ext:
+                h.append(("Sec-WebSocket-Extensions", ext))
+        if origin is not None:
+            h.append(("Origin", origin))
+        h += list(extra_headers)
+        self.request = ("GET %s HTTP/1.1\r\n" % target +
+                        "".join("%s: %s\r\n" % kv for kv in h) + "\r\n").encode()
+        self.status = None
+        self.reason = ""
+        self.headers = {}
+        self.header_list = []
+        self.body = b""
+        self.frames = []
+        self.last_frame_sizes = []
+        self.pings = []
+        self.pongs = []
+        self.close_code = None
+        self.close_reason = None
+        self.close_sent = False
+        self.messages = []          # (opcode, payload, frame count) read while waiting for a Pong
+        self._parts = []            # frames of a data message not yet complete
+        self._op = None
+        if handshake:
+            self.handshake()
+
+    # -- handshake
+    def handshake(self, timeout=None):
+        """Send the request and read the response head; return the status."""
+        d = _Deadline(self.timeout if timeout is None else timeout)
+        self.send_raw(self.request)
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            assert len(self.buf) <= WS_MAX_HEAD, "HTTP response head above %d bytes" % WS_MAX_HEAD
+            self._fill(d)
+        head = bytes(self.buf[:end]).decode("iso-8859-1")
+        del self.buf[:end + 4]
+        lines = head.split("\r\n")
+        parts = lines[0].split(" ", 2)
+        assert len(parts) >= 2 and parts[0].startswith("HTTP/1."), "bad status line %r" % lines[0]
+        self.status = int(parts[1])
+        self.reason = parts[2] if len(parts) > 2 else ""
+        for ln in lines[1:]:
+            k, sep, v = ln.partition(":")
+            assert sep, "bad header line %r" % ln
+            k, v = k.strip().lower(), v.strip()
+            self.header_list.append((k, v))
+            self.headers[k] = self.headers[k] + ", " + v if k in self.headers else v
+        if self.status == 101:
+            assert self.header("upgrade", "").lower() == "websocket", self.headers
+            conn = [t.strip().lower() for t in self.header("connection", "").split(",")]
+            assert "upgrade" in conn, self.headers
+            assert self.header("sec-websocket-accept") == ws_accept(self.key), self.headers
+        else:
+            cl = self.header("content-length")
+            if cl is not None:
+                n = min(int(cl), WS_MAX_BODY)
+                try:
+                    while len(self.buf) < n:
+                        self._fill(d)
+                except (Closed, TimeoutError):
+                    pass
+                self.body = bytes(self.buf[:n])
+                del self.buf[:n]
+        return self.status
+
+    def header(self, name, default=None):
+        """Response header NAME (case-insensitive; repeats joined by ", ")."""
+        return self.headers.get(name.lower(), default)
+
+    @property
+    def subprotocol(self):
+        return self.header("sec-websocket-protocol")
+
+    # -- output
+    def send_frame(self, opcode, payload=b"", **kw):
+        self.send_raw(ws_frame(opcode, payload, **kw))
+
+    def send_binary(self, data):
+        self.send_frame(WS_BINARY, data)
+
+    send_record = send_binary
+
+    def send_text(self, text):
+        self.send_frame(WS_TEXT, text)
+
+    def send_ping(self, payload=b""):
+        self.send_frame(WS_PING, payload)
+
+    def send_pong(self, payload=b""):
+        self.send_frame(WS_PONG, payload)
+
+    def send_close(self, code=WS_NORMAL, reason=""):
+        self.close_sent = True
+        self.send_frame(WS_CLOSE, ws_close_body(code, reason))
+
+    def send_fragmented(self, data, frames=None, *, sizes=None, opcode=WS_BINARY, between=None):
+        """Send DATA as one message in FRAMES frames of nearly equal size (or of the
+        payload SIZES given; their sum must be len(DATA)); BETWEEN (bytes) is written after
+        every frame but the last, e.g. a Ping, which RFC 6455 allows mid-message."""
+        if sizes is None:
+            q, r = divmod(len(data), frames)
+            sizes = [q + (1 if i < r else 0) for i in range(frames)]
+        assert sum(sizes) == len(data) and sizes, "sizes do not cover the data"
+        out, off = [], 0
+        for i, n in enumerate(sizes):
+            last = i == len(sizes) - 1
+            out.append(ws_frame(opcode if i == 0 else WS_CONT, data[off:off + n], fin=last))
+            if between and not last:
+                out.append(between)
+            off += n
+        self.send_raw(b"".join(out))
+
+    # -- input
+    def recv_frame(self, timeout=None, deadline=None):
+        """Next frame as the relay sent it (control frames are NOT handled here). Server
+        frames must be unmasked with RSV 0 (no extension with RSV bits is negotiated)."""
+        d = deadline or _Deadline(self.timeout if timeout is None else timeout)
+        while True:
+            try:
+                got = ws_parse_frame(self.buf, self.max_message)
+            except ValueError as e:
+                raise AssertionError("relay frame: %s" % e) from None
+            if got:
+                f, used = got
+                del self.buf[:used]
+                self.frames.append((f.opcode, f.fin, len(f.payload)))
+                assert not f.masked, "the relay masked a frame (RFC 6455 §5.1)"
+                assert f.rsv == 0, "RSV bits 0x%x set by the relay" % f.rsv
+                return f
+            self._fill(d)
+
+    def _control(self, f):
+        assert f.fin and len(f.payload) <= 125, "bad control frame %r" % f
+        if f.opcode == WS_PING:
+            self.pings.append(f.payload)
+            if self.auto_pong and not self.close_sent:
+                try:
+                    self.send_pong(f.payload)
+                except OSError:
+                    pass
+        elif f.opcode == WS_PONG:
+            self.pongs.append(f.payload)
+        elif f.opcode == WS_CLOSE:
+            self.close_code, self.close_reason = ws_parse_close(f.payload)
+            if not self.close_sent:
+                try:
+                    self.send_close(self.close_code if self.close_code not in
+                                    (None, 1005, 1006, 1015) else None)
+                except OSError:
+                    pass
+            raise WsClosed(self.close_code, self.close_reason)
+        else:
+            raise AssertionError("reserved opcode 0x%x from the relay" % f.opcode)
+
+    def recv_message(self, timeout=None):
+        """Next data message: (opcode, payload, frame count). Control frames on the way
+        are handled (see the class). Raises WsClosed on a Close frame."""
+        if self.messages:
+            return self.messages.pop(0)
+        d = _Deadline(self.timeout if timeout is None else timeout)
+        while True:
+            f = self.recv_frame(deadline=d)
+            if f.opcode >= 8:
+                self._control(f)
+                continue
+            if self._op is None:
+                assert f.opcode in (WS_TEXT, WS_BINARY), "continuation without a start: %r" % f
+                self._op = f.opcode
+            else:
+                assert f.opcode == WS_CONT, "new message inside a fragmented one: %r" % f
+            self._parts.append(f.payload)
+            assert sum(map(len, self._parts)) <= self.max_message, "message above max_message"
+            if f.fin:
+                parts, op = self._parts, self._op
+                self._parts, self._op = [], None
+                self.last_frame_sizes = [len(p) for p in parts]
+                return op, b"".join(parts), len(parts)
+
+    def recv_record(self, timeout=None):
+        """Payload of the next message, which must be binary."""
+        op, payload, _n = self.recv_message(timeout)
+        assert op == WS_BINARY, "expected a binary message, got opcode %d %r" % (op, payload[:100])
+        return payload
+
+    def ping(self, payload=b"", timeout=None):
+        """Send a Ping and wait for the Pong with the same payload (data messages that
+        arrive meanwhile are kept for recv_message). Returns the Pong payload."""
+        d = _Deadline(self.timeout if timeout is None else timeout)
+        seen = len(self.pongs)
+        self.send_ping(payload)
+        while True:
+            for p in self.pongs[seen:]:
+                if p == payload:
+                    return p
+            seen = len(self.pongs)
+            f = self.recv_frame(deadline=d)
+            if f.opcode >= 8:
+                self._control(f)
+                continue
+            self._parts.append(f.payload)
+            if self._op is None:
+                self._op = f.opcode
+            if f.fin:
+                self.messages.append((self._op, b"".join(self._parts), len(self._parts)))
+                self._parts, self._op = [], None
+
+    def expect_nothing(self, timeout=0.3):
+        """No data message within TIMEOUT and no close (Pings are answered meanwhile)."""
+        try:
+            op, p, _n = self.recv_message(timeout)
+        except TimeoutError:
+            return
+        raise AssertionError("unexpected message opcode %d %r" % (op, p[:100]))
+
+    def stay_open(self, seconds):
+        """Read for SECONDS (answering Pings); fail on any message, Close or EOF."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.expect_nothing(left)
+
+    def expect_close(self, timeout=None, tcp=True):
+        """The relay sends a Close frame (no data message before it); returns (code,
+        reason). With TCP, the relay must also close the TCP connection afterwards."""
+        t = self.timeout if timeout is None else timeout
+        try:
+            op, p, _n = self.recv_message(t)
+        except WsClosed as e:
+            if tcp:
+                rest = self.wait_closed(t)
+                assert rest == b"", "bytes after the Close frame: %r" % rest[:100]
+            return e.code, e.reason
+        except Closed as e:
+            raise AssertionError("TCP closed without a Close frame (%s)" % e) from None
+        raise AssertionError("expected a Close frame, got opcode %d %r" % (op, p[:100]))
+
+    def tcp_closed_within(self, timeout):
+        """True if the relay closes the TCP connection within TIMEOUT, whatever it sends
+        first (Close frame, Pings); Pings are not answered meanwhile."""
+        d = _Deadline(max(timeout, 0.001))
+        try:
+            while True:
+                self._fill(d)
+                del self.buf[:]
+        except Closed:
+            return True
+        except TimeoutError:
+            return False
+
+
+class WsStream:
+    """A socket-like byte stream over a WsClient's binary messages, so a client written
+    for TCP (MqttClient) runs over WebSocket: sendall() sends one binary message, recv()
+    returns bytes of the messages received; a Close frame or EOF reads as b""."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.pending = bytearray()
+        self.timeout = ws.timeout
+
+    def settimeout(self, t):
+        self.timeout = t
+
+    def setsockopt(self, *args):
+        pass
+
+    def sendall(self, data):
+        self.ws.send_binary(bytes(data))
+
+    def recv(self, n):
+        if not self.pending:
+            try:
+                op, payload, _c = self.ws.recv_message(self.timeout)
+            except TimeoutError:
+                raise socket.timeout("timed out") from None
+            except Closed:
+                return b""
+            assert op == WS_BINARY, "MQTT over WebSocket needs binary messages, got %d" % op
+            self.pending += payload
+        out = bytes(self.pending[:n])
+        del self.pending[:n]
+        return out
+
+    def close(self):
+        self.ws.close()
