@@ -36,6 +36,7 @@ static const char *const close_names[] = {
     [CLOSE_SHUTDOWN] = "shutdown",
     [CLOSE_NO_MEMORY] = "no_memory",
     [CLOSE_TOO_LARGE] = "too_large",
+    [CLOSE_BUSY] = "busy",
 };
 
 const char *close_reason_name(enum close_reason r)
@@ -241,8 +242,10 @@ struct conn *conn_create_external(size_t size, const struct conn_ops *ops, struc
 
 void conn_release(struct conn *c)
 {
-    worker_remove_conn(c->w, c);
+    struct worker *w = c->w;
+    worker_remove_conn(w, c);
     conn_free(c);
+    stats_inc(worker_stats(w), STAT_conn_closed);
 }
 
 int conn_bind_endpoint(struct conn *c, const char *eid, size_t len, const char *peer,

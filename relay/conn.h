@@ -39,6 +39,7 @@ enum close_reason {
     CLOSE_SHUTDOWN,          /* relay stopping */
     CLOSE_NO_MEMORY,
     CLOSE_TOO_LARGE,         /* message over the size limit (WebSocket 1009) */
+    CLOSE_BUSY,              /* a connection limit was reached */
 };
 
 const char *close_reason_name(enum close_reason r);

@@ -252,6 +252,7 @@ void router_fallback_remove(struct router *r, struct span key, uint64_t conn_id)
             if (e->routes[i].conn_id == conn_id) {
                 memmove(&e->routes[i], &e->routes[i + 1], (e->n - i - 1) * sizeof *e->routes);
                 e->n--;
+                atomic_fetch_sub(&r->fallbacks, 1);
                 break;
             }
         }

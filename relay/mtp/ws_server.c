@@ -88,6 +88,7 @@ struct worker *ws_server_worker(struct ws_server *s)
 static uint16_t close_code_for(enum close_reason why)
 {
     switch (why) {
+    case CLOSE_BUSY: return WS_CLOSE_TRY_LATER;
     case CLOSE_SHUTDOWN: return WS_CLOSE_GOING_AWAY;
     case CLOSE_REPLACED:
     case CLOSE_DUPLICATE:
@@ -151,6 +152,7 @@ static void ws_destroy(struct conn *c)
     struct ws_session *s = (struct ws_session *)c;
     ws_usp_free(s);
     ws_mqtt_free(s);
+    free(s->pending_eid);
 }
 
 static const struct conn_ops ws_ops = {
@@ -230,6 +232,9 @@ static int refuse(struct ws_session *s, unsigned status, const char *reason)
                      status == 426 ? "Upgrade: websocket\r\n" : "", reason);
     if (n > 0 && (size_t)n < sizeof buf - LWS_PRE)
         lws_write(s->wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+    conn_abort(&s->c, status == HTTP_STATUS_CONFLICT   ? CLOSE_DUPLICATE
+                      : status >= 500                   ? CLOSE_NO_MEMORY
+                                                        : CLOSE_PROTOCOL);
     return -1;
 }
 
@@ -256,15 +261,21 @@ static int match_path(struct ws_session *s, const struct ws_controller_path **ct
 }
 
 /* The eid query parameter, percent-decoded once by libwebsockets. Returns its length,
- * 0 when absent, -1 when there are several or it does not fit. */
+ * 0 when absent, -1 when there are several, it does not fit, or any parameter is too
+ * long to look at. */
 static long query_eid(struct lws *wsi, char *buf, size_t cap)
 {
     char frag[4200 + 8];
     long found = 0;
     for (int i = 0;; i++) {
+        int fl = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (fl <= 0)
+            break;
+        if ((size_t)fl >= sizeof frag)
+            return -1; /* longer than any eid parameter could be: it may hide one */
         int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
         if (n < 0)
-            break;
+            return -1;
         if (n < 4 || memcmp(frag, "eid=", 4) != 0)
             continue;
         size_t vlen = (size_t)n - 4;
@@ -337,20 +348,44 @@ static int confirm_upgrade(struct ws_session *s)
         snprintf(msg, sizeof msg, "invalid endpoint ID: %s", eid_err_name(ec));
         return refuse(s, HTTP_STATUS_BAD_REQUEST, msg);
     }
-    const char *peer = s->ctrl ? s->ctrl->endpoint_id : NULL;
-    switch (conn_bind_endpoint(&s->c, eid, eid_len, peer, peer ? strlen(peer) : 0)) {
-    case 0:
-        return 0;
-    case CONN_BIND_REFUSED:
+    /* Bound when the 101 goes out (add_headers): libwebsockets still checks a few things
+     * after this callback, and a request that fails there must not have taken the ID
+     * from a live session. Under refuse-new the answer is known now. */
+    const struct span peer = span_from_str(s->ctrl ? s->ctrl->endpoint_id : NULL,
+                                           s->ctrl ? strlen(s->ctrl->endpoint_id) : 0);
+    struct route old;
+    if (cfg->duplicate_id_policy == DUP_REFUSE_NEW &&
+        router_get(s->c.relay->router, ROUTER_IDS, span_from_str(eid, eid_len), peer, &old) == 0) {
+        stats_inc(conn_stats(&s->c), STAT_conn_refused_duplicate);
         return refuse(s, HTTP_STATUS_CONFLICT, "endpoint ID already connected");
-    default:
-        return refuse(s, HTTP_STATUS_INTERNAL_SERVER_ERROR, "out of memory");
     }
+    s->pending_eid = strndup(eid, eid_len);
+    if (!s->pending_eid)
+        return refuse(s, HTTP_STATUS_INTERNAL_SERVER_ERROR, "out of memory");
+    return 0;
 }
 
-/* ADD_HEADERS during the upgrade: R-WS.11a, only when offered and the peer is known. */
+/* The session takes its endpoint ID (and pair). 0, or the conn_bind_endpoint error
+ * after aborting the connection. */
+static int bind_endpoint(struct ws_session *s)
+{
+    const char *peer = s->ctrl ? s->ctrl->endpoint_id : NULL;
+    int rc = conn_bind_endpoint(&s->c, s->pending_eid, strlen(s->pending_eid), peer,
+                                peer ? strlen(peer) : 0);
+    free(s->pending_eid);
+    s->pending_eid = NULL;
+    if (rc != 0) /* conn_bind_endpoint logged why; the upgrade is not answered */
+        conn_abort(&s->c, rc == CONN_BIND_REFUSED ? CLOSE_DUPLICATE : CLOSE_NO_MEMORY);
+    return rc;
+}
+
+/* ADD_HEADERS, as the 101 answer is written: libwebsockets' own checks have passed,
+ * so the session takes its endpoint ID now — before the client can learn it is
+ * connected. Then R-WS.11a: the extension, only when offered and the peer is known. */
 static int add_headers(struct ws_session *s, struct lws_process_html_args *args)
 {
+    if (s->kind == WS_USP && s->pending_eid && bind_endpoint(s) != 0)
+        return -1; /* no 101: the upgrade fails */
     if (s->kind != WS_USP || !s->offered_ext || !s->ctrl)
         return 0;
     char value[4200 * 2 + 64];
@@ -381,7 +416,7 @@ static int established(struct ws_session *s)
         if (atomic_load(&r->live_conns) >= r->cfg->max_connections) {
             /* The MQTT session would be one connection more than allowed. */
             stats_inc(conn_stats(&s->c), STAT_conn_rejected_limit);
-            ws_session_error(s, CLOSE_SHUTDOWN, WS_CLOSE_TRY_LATER, "max_connections reached");
+            ws_session_error(s, CLOSE_BUSY, WS_CLOSE_TRY_LATER, "max_connections reached");
             return 0;
         }
         if (ws_mqtt_start(s) != 0) {
@@ -421,7 +456,7 @@ static void wsi_gone(struct ws_session *s)
         const struct ws_listener_cfg *wc = &s->c.lcfg->ws;
         uint64_t silent_ns = rbuf_now_ns() - s->last_rx_ns;
         enum close_reason why = s->peer_closed ? CLOSE_GOODBYE : CLOSE_PEER;
-        if (why == CLOSE_PEER && s->kind != WS_HTTP && wc->ping_interval_s &&
+        if (why == CLOSE_PEER && (s->c.flags & CONN_IDENTIFIED) && wc->ping_interval_s &&
             silent_ns + 500000000ull >= (uint64_t)(wc->ping_interval_s + wc->ping_timeout_s) *
                                              1000000000ull) {
             why = CLOSE_HEARTBEAT_TIMEOUT;
@@ -431,8 +466,10 @@ static void wsi_gone(struct ws_session *s)
     }
     struct ws_server *srv = s->srv;
     conn_release(&s->c);
-    if (srv->stopping && worker_conn_count(srv->worker) == 0)
+    if (srv->stopping && worker_conn_count(srv->worker) == 0) {
         srv->done = 1;
+        lws_cancel_service(srv->ctx); /* out of the poll() that follows timers */
+    }
 }
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -496,6 +533,7 @@ static void stop_deadline_cb(lws_sorted_usec_list_t *sul)
 {
     struct ws_server *srv = lws_container_of(sul, struct ws_server, stop_deadline);
     srv->done = 1; /* sessions still flushing are cut when the context goes */
+    lws_cancel_service(srv->ctx);
 }
 
 /* The worker's stop message, on the service thread. */
@@ -581,7 +619,10 @@ struct ws_server *ws_server_new(struct relay *r, unsigned worker_index)
     /* Room for a request whose eid is the longest allowed, percent-encoded. */
     size_t hdr = 3u * cfg->max_endpoint_id_length + 2048u;
     ci.max_http_header_data = (unsigned short)(hdr < 4096u ? 4096u : hdr > 65535u ? 65535u : hdr);
-    ci.max_http_header_pool = 64;
+    /* A header table per connection still in its HTTP request (allocated on demand): as
+     * many as connections may exist, so slow requests cannot queue everybody else's. */
+    ci.max_http_header_pool =
+        (unsigned short)(cfg->max_connections < 65535u ? cfg->max_connections : 65535u);
     srv->ctx = lws_create_context(&ci);
     if (!srv->ctx) {
         log_error("startup_failed", "reason=websocket_context");

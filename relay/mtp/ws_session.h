@@ -20,6 +20,7 @@
 _Static_assert(RBUF_HEADROOM >= LWS_PRE, "Records are written in place behind LWS_PRE bytes");
 
 struct ws_server;
+struct ws_pipe;
 struct evbuffer;
 
 enum ws_kind {
@@ -35,6 +36,7 @@ struct ws_session {
     enum ws_kind kind;
     const struct ws_controller_path *ctrl; /* the controller the path names, or NULL */
     int offered_ext;                       /* the client offered bbf-usp-protocol */
+    char *pending_eid;                     /* checked in the request, bound once upgraded */
 
     /* Closing: the status and reason the Close frame carries (0: no Close frame). */
     uint16_t close_code;
@@ -49,18 +51,17 @@ struct ws_session {
     size_t out_bytes;
     uint32_t frag_off;  /* bytes of the head Record already sent as fragments */
     uint8_t *frag_buf;  /* LWS_PRE + fragment_size bytes, for peers that need fragments */
-    int rx_paused;      /* reading stopped until our own output drains */
+    int rx_paused;      /* MQTT: not reading the client until the pipe drains */
 
     /* USP input: the message being reassembled (NULL between messages). */
     struct rbuf *in;
     size_t in_len;
 
     /* MQTT over WebSocket: a socket pair to an MQTT session on an I/O worker. */
-    struct lws *pipe_wsi;
-    struct evbuffer *to_pipe; /* from the WebSocket client, for the MQTT session */
+    struct ws_pipe *pipe;     /* our end of it (ws_mqtt.c), NULL once closed */
     struct evbuffer *to_ws;   /* from the MQTT session, for the WebSocket client */
     uint8_t *mqtt_buf;        /* LWS_PRE + one chunk */
-    int pipe_paused;
+    int pipe_paused;          /* not reading the pipe until to_ws drains */
 };
 
 /* ws_server.c: close S with RFC 6455 status CODE (counted and logged as an MTP error). */

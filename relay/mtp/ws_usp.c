@@ -12,6 +12,9 @@
 #include "relay/mtp/ws_session.h"
 #include "relay/relay.h"
 
+/* Bytes set aside for a new message before more of it has arrived. */
+#define WS_FIRST_ALLOC (64 * 1024)
+
 #define WS_CLOSE_UNACCEPTABLE 1003
 #define WS_CLOSE_TOO_BIG 1009
 #define WS_CLOSE_INTERNAL 1011
@@ -23,16 +26,6 @@ static void message_too_big(struct ws_session *s)
     s->in = NULL;
     s->in_len = 0;
     ws_session_error(s, CLOSE_TOO_LARGE, WS_CLOSE_TOO_BIG, "message larger than max_record_size");
-}
-
-/* Our own output is over its bound: stop reading from this peer until it drains (the
- * same rule as conn_check_output_budget for bufferevent connections). */
-static void check_output_budget(struct ws_session *s)
-{
-    if (!s->rx_paused && s->out_bytes > s->c.lcfg->limits.max_output_queue) {
-        s->rx_paused = 1;
-        lws_rx_flow_control(s->wsi, 0);
-    }
 }
 
 static void message_complete(struct ws_session *s)
@@ -52,8 +45,6 @@ static void message_complete(struct ws_session *s)
     if (forward_record(c, rb, ROUTER_IDS, none) == STAT_drop_self_addressed)
         ws_session_error(s, CLOSE_PROTOCOL, WS_CLOSE_UNACCEPTABLE,
                          "cannot extract USP Record: to_id equals from_id");
-    else
-        check_output_budget(s);
 }
 
 void ws_usp_receive(struct ws_session *s, const uint8_t *in, size_t len)
@@ -70,12 +61,16 @@ void ws_usp_receive(struct ws_session *s, const uint8_t *in, size_t len)
         message_too_big(s);
         return;
     }
-    size_t need = s->in_len + len + remaining;
-    if (!s->in || need > s->in->cap) {
-        /* A single frame is allocated once at its full size; fragments grow it. */
-        size_t cap = need;
-        if (s->in && s->in->cap * 2 > cap)
-            cap = s->in->cap * 2 < max ? s->in->cap * 2 : max;
+    size_t have = s->in_len + len, need = have + remaining;
+    if (!s->in || have > s->in->cap) {
+        /* Memory follows the bytes that arrived, not what a frame header announces (a
+         * peer could announce max_record_size and send nothing): the first piece gets
+         * room for its frame up to WS_FIRST_ALLOC, then the buffer doubles. */
+        size_t cap = s->in ? s->in->cap * 2 : (need < WS_FIRST_ALLOC ? need : WS_FIRST_ALLOC);
+        if (cap > max)
+            cap = max;
+        if (cap < have)
+            cap = have;
         struct rbuf *rb = s->in ? rbuf_grow(s->in, cap) : rbuf_new(cap);
         if (!rb) {
             ws_session_error(s, CLOSE_NO_MEMORY, WS_CLOSE_INTERNAL, "out of memory");
@@ -139,10 +134,6 @@ int ws_usp_writeable(struct ws_session *s)
         return 0;
     if (write_head(s) != 0)
         return -1;
-    if (s->rx_paused && s->out_bytes <= s->c.lcfg->limits.max_output_queue / 2) {
-        s->rx_paused = 0;
-        lws_rx_flow_control(s->wsi, 1);
-    }
     lws_callback_on_writable(s->wsi);
     return 1;
 }

@@ -480,6 +480,24 @@ def test_pair_second_session_replaces_first(relay):
     a_p.expect_nothing(0.1)
 
 
+def test_failed_upgrade_does_not_take_over(relay):
+    """An upgrade libwebsockets still rejects after the relay's own checks (here a
+    subprotocol token too long for it, listed before v1.usp) must not replace the live
+    session of the same pair: the ID is taken only when the 101 goes out."""
+    c = relay.stomp_endpoint(CTRL_EID)
+    live = relay.ws_endpoint(AGENT, path=WS_CTRL_PATH)
+    try:   # libwebsockets hangs up without an HTTP answer
+        bad = relay.ws_client(WS_CTRL_PATH, eid=AGENT, protocols=("x" * 70, "v1.usp"))
+        assert bad.status != 101
+    except w.Closed:
+        pass
+    live.stay_open(0.3)
+    r = w.no_session(AGENT, CTRL_EID, b"still here")
+    c.send_record(r)
+    assert live.recv_record() == r
+    assert relay.count_log(r"event=endpoint_replaced") == 0
+
+
 def test_pair_refuse_new_gets_409(start_relay):
     """duplicate_id_policy = "refuse-new": the second /usp/ctrl upgrade of A is refused with
     HTTP 409; the first keeps working; a /usp session (another pair) is still allowed."""
@@ -812,6 +830,26 @@ def test_mqtt_over_websocket(relay, level):
         m.send_record(back, pub.topic.rsplit("/reply-to=", 1)[1].replace("%2F", "/"))
     assert s.recv_record() == back
     m.ping()
+
+
+def test_mqtt_over_websocket_last_words_delivered(relay):
+    """A client that sends its last PUBLISHes, DISCONNECT and the Close all at once and
+    hangs up still has its PUBLISHes delivered: the relay flushes what the client sent
+    into the MQTT session before the pipe to it closes."""
+    eid = "os::mqtt-ws-lastwords"
+    peer = relay.ws_endpoint("self::lastwords-peer")
+    ws = relay.ws_client("/usp", eid=None, protocols=("mqtt",))
+    m = relay.track(w.MqttClient(None, sock=w.WsStream(ws), level=5))
+    m.connect("", eid=eid)
+    recs = [w.no_session("self::lastwords-peer", eid, b"last %d" % i) for i in range(10)]
+    burst = b"".join(w.ws_frame(w.WS_BINARY, w.mqtt_publish_packet("usp/endpoint/x", r))
+                     for r in recs)
+    burst += w.ws_frame(w.WS_BINARY, w.mqtt_packet(w.MQTT_DISCONNECT, 0, b"\x00"))
+    burst += w.ws_frame(w.WS_CLOSE, w.ws_close_body(w.WS_NORMAL, ""))
+    ws.send_raw(burst)
+    ws.close()
+    for r in recs:
+        assert peer.recv_record() == r
 
 
 def test_mqtt_subprotocol_refused_without_mqtt_listener(start_relay):
