@@ -29,7 +29,7 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	python3 python3-pytest python3-stomp python3-paho-mqtt python3-websockets \
 	mosquitto mosquitto-clients nats-server
 
-PKG_MODULES := libevent libprotobuf-c libconfig libwebsockets libcrypto
+PKG_MODULES := libevent libevent_openssl libprotobuf-c libconfig libwebsockets openssl
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wconversion -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-sign-conversion

@@ -71,6 +71,41 @@ struct mqtt_listener_cfg {
     size_t n_subscribe_any;
 };
 
+struct passwd_db;
+
+/* Client certificates on a TLS listener. */
+enum tls_client_certs { TLS_CLIENT_NONE, TLS_CLIENT_OPTIONAL, TLS_CLIENT_REQUIRED };
+
+/* A certificate for one SNI server name. */
+struct tls_sni_cfg {
+    char *server_name;  /* exact host name, or "*.example.com" (one leading label) */
+    char *certificate;  /* PEM chain file */
+    char *key;          /* PEM private key file */
+};
+
+/* A certificate subject CN standing for an endpoint ID (only with cn_map set). */
+struct tls_cn_map_cfg {
+    char *cn;
+    char *endpoint_id;
+};
+
+/* TLS of one TCP listener; enabled when certificate is set. */
+struct tls_cfg {
+    char *certificate;      /* PEM chain file; NULL: no TLS on this listener */
+    char *key;              /* PEM private key file */
+    char *ca;               /* PEM bundle that client certificates must chain to, or NULL */
+    char *crl;              /* PEM CRL file checked against client certificates, or NULL */
+    enum tls_client_certs client_certs;
+    int min_version;        /* TLS1_2_VERSION or TLS1_3_VERSION */
+    char *ciphers;          /* TLS 1.2 cipher list (OpenSSL syntax), or NULL: default */
+    char *ciphersuites;     /* TLS 1.3 suites, or NULL: default */
+    char *groups;           /* key exchange groups, e.g. "X25519:P-256", or NULL */
+    struct tls_sni_cfg *sni; /* further certificates chosen by server name */
+    size_t n_sni;
+    struct tls_cn_map_cfg *cn_map; /* CN -> endpoint ID when the SAN names none */
+    size_t n_cn_map;
+};
+
 /* A request path of a WebSocket listener that stands for one controller. */
 struct ws_controller_path {
     char *path;        /* e.g. "/usp/ctrl1": '/' then printable ASCII, no '?', '#', '%' */
@@ -102,6 +137,9 @@ struct listener_cfg {
     struct uds_listener_cfg uds;
     struct mqtt_listener_cfg mqtt;
     struct ws_listener_cfg ws;
+    struct tls_cfg tls;  /* TCP listeners; tls.certificate NULL when plain */
+    char *password_file; /* stomp/mqtt: credentials checked against this file, or NULL */
+    struct passwd_db *passwd; /* its contents, loaded with the configuration */
 };
 
 struct relay_config {
