@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "relay/config_ctx.h"
+#include "relay/passwd.h"
 
 #define DEFAULT_ENDPOINT_ID "self::usprelay"
 #define MAX_WORKERS 256
@@ -253,6 +254,28 @@ int config_load(const char *path, struct relay_config **out, char *err, size_t e
     return 0;
 }
 
+static void free_tls(struct tls_cfg *t)
+{
+    free(t->certificate);
+    free(t->key);
+    free(t->ca);
+    free(t->crl);
+    free(t->ciphers);
+    free(t->ciphersuites);
+    free(t->groups);
+    for (size_t k = 0; k < t->n_sni; k++) {
+        free(t->sni[k].server_name);
+        free(t->sni[k].certificate);
+        free(t->sni[k].key);
+    }
+    free(t->sni);
+    for (size_t k = 0; k < t->n_cn_map; k++) {
+        free(t->cn_map[k].cn);
+        free(t->cn_map[k].endpoint_id);
+    }
+    free(t->cn_map);
+}
+
 void config_free(struct relay_config *cfg)
 {
     if (!cfg)
@@ -284,6 +307,9 @@ void config_free(struct relay_config *cfg)
             free(l->ws.paths[k]);
         free(l->ws.paths);
         free(l->ws.mqtt_listener);
+        free_tls(&l->tls);
+        free(l->password_file);
+        passwd_free(l->passwd);
     }
     free(cfg->listeners);
     free(cfg->endpoint_id);

@@ -1,5 +1,6 @@
 /* config_listeners.c — the "listeners" list of the configuration: each listener's common
- * keys, then its stomp, mqtt, uds or websocket keys (see docs/configuration.md), then the
+ * keys, then its stomp, mqtt, uds or websocket keys and the tls group of TCP listeners,
+ * whose files are loaded with OpenSSL now (see docs/configuration.md), then the
  * checks across listeners: unique names, no two binds on the same port or socket path, and
  * each websocket listener's mqtt_listener naming an mqtt listener of the file.
  */
@@ -7,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -14,12 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "relay/endpoint_id.h"
 #include "relay/mtp/stomp_codec.h"
+#include "relay/passwd.h"
+#include "relay/tls.h"
 
 #define DEFAULT_SUBSCRIBE_TEMPLATE "/usp/endpoint/{eid}"
 #define DEFAULT_TOPIC_TEMPLATE "usp/endpoint/{eid}"
@@ -50,9 +56,11 @@ static const char *const listener_keys[] = {
     "max_headers",
     "subscribe_topic_template", "username", "password", "server_keep_alive",
     "receive_maximum", "subscribe_any",
+    "password_file",
     "path", "mode", "owner", "group", "peer_endpoint_id",
     "controllers", "paths", "mqtt_listener", "ping_interval", "ping_timeout",
     "fragment_size",
+    "tls",
     NULL};
 static const unsigned char listener_key_types[] = {
     FOR_ALL, FOR_ALL, FOR_ALL, FOR_ALL,
@@ -62,9 +70,11 @@ static const unsigned char listener_key_types[] = {
     FOR_STOMP,
     FOR_MQTT, FOR_MQTT, FOR_MQTT, FOR_MQTT,
     FOR_MQTT, FOR_MQTT,
+    FOR_STOMP | FOR_MQTT,
     FOR_UDS, FOR_UDS, FOR_UDS, FOR_UDS, FOR_UDS,
     FOR_WS, FOR_WS, FOR_WS, FOR_WS, FOR_WS,
-    FOR_WS};
+    FOR_WS,
+    FOR_TCP};
 _Static_assert(NELEM(listener_keys) == NELEM(listener_key_types) + 1,
                "one type mask per listener key");
 
@@ -339,6 +349,30 @@ static char *parse_template(struct config_ctx *c, const config_setting_t *g, con
     return config_dup(c, s);
 }
 
+/* password_file of a stomp or mqtt listener, loaded now so that a bad file fails the
+ * configuration. It replaces the single pair of keys PAIR; PAIR_SET: one of them is set. */
+static void parse_password_file(struct config_ctx *c, const config_setting_t *g,
+                                const char *pre, struct listener_cfg *l, const char *pair,
+                                int pair_set)
+{
+    const char *s;
+    char key[160], err[512];
+    if (config_get_string(c, g, pre, "password_file", &s) != 1)
+        return;
+    const config_setting_t *ps = config_setting_get_member(g, "password_file");
+    config_key_join(key, sizeof key, pre, "password_file");
+    if (*s == '\0') {
+        config_report(c, ps, key, "must not be empty");
+        return;
+    }
+    if (pair_set)
+        config_report(c, ps, key, "cannot be combined with %s: use one or the other", pair);
+    l->password_file = config_dup(c, s);
+    l->passwd = passwd_load(s, err, sizeof err);
+    if (!l->passwd)
+        config_report(c, ps, key, "%s", err);
+}
+
 static void parse_stomp(struct config_ctx *c, const config_setting_t *g, const char *pre,
                         struct listener_cfg *l, struct listener_state *st)
 {
@@ -372,6 +406,7 @@ static void parse_stomp(struct config_ctx *c, const config_setting_t *g, const c
         sc->login = config_dup(c, login);
         sc->passcode = config_dup(c, pass);
     }
+    parse_password_file(c, g, pre, l, "login/passcode", rl == 1 || rp == 1);
 
     config_get_u32(c, g, pre, "heartbeat_send_ms", 0, 86400000, &sc->heartbeat_send_ms);
     config_get_u32(c, g, pre, "heartbeat_receive_ms", 0, 86400000, &sc->heartbeat_receive_ms);
@@ -516,6 +551,7 @@ static void parse_mqtt(struct config_ctx *c, const config_setting_t *g, const ch
         mc->username = config_dup(c, user);
         mc->password = config_dup(c, pass);
     }
+    parse_password_file(c, g, pre, l, "username/password", ru == 1 || rp == 1);
 
     if (config_get_int(c, g, pre, "server_keep_alive", 0, 65535, &v) == 1)
         mc->server_keep_alive = (uint32_t)v;
@@ -911,6 +947,301 @@ static void parse_ws(struct config_ctx *c, const config_setting_t *g, const char
     }
 }
 
+/* ------------------------------------------------------------------ tls */
+
+static const char *const tls_keys[] = {"certificate", "key", "ca", "crl", "client_certs",
+                                       "min_version", "ciphers", "ciphersuites", "groups",
+                                       "sni", "cn_map", NULL};
+/* Indexed by enum tls_client_certs. */
+static const char *const tls_client_certs_names[] = {"none", "optional", "required"};
+_Static_assert(NELEM(tls_client_certs_names) == TLS_CLIENT_REQUIRED + 1,
+               "one name per client_certs mode");
+static const char *const tls_version_names[] = {"1.2", "1.3"};
+static const int tls_versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+
+/* A file member NAME of G, copied into *OUT. It must be readable now, so that a wrong
+ * path or permission fails the configuration check rather than the listener's start.
+ * Returns 1 when readable, 0 when absent, -1 when wrong (reported). */
+static int get_tls_file(struct config_ctx *c, const config_setting_t *g, const char *pre,
+                        const char *name, char **out)
+{
+    const char *s;
+    int r = config_get_string(c, g, pre, name, &s);
+    if (r != 1)
+        return r;
+    char key[200];
+    char qb[CONFIG_QUOTE_CAP];
+    const config_setting_t *fs = config_setting_get_member(g, name);
+    config_key_join(key, sizeof key, pre, name);
+    *out = config_dup(c, s);
+    if (*s == '\0') {
+        config_report(c, fs, key, "must not be empty");
+        return -1;
+    }
+    int fd = open(s, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        config_report(c, fs, key, "cannot read %s: %s", config_quote(qb, s), strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    int regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+    close(fd);
+    if (!regular) {
+        config_report(c, fs, key, "%s is not a regular file", config_quote(qb, s));
+        return -1;
+    }
+    return 1;
+}
+
+/* The certificate chain and key of G (members certificate and key) load and belong
+ * together; the fault is reported at the member to blame. */
+static void check_tls_keypair(struct config_ctx *c, const config_setting_t *g,
+                              const char *pre, const char *cert, const char *pkey)
+{
+    char key[200], err[768];
+    int r = tls_check_keypair(cert, pkey, err, sizeof err);
+    if (r == 0)
+        return;
+    const char *name = r == -1 ? "certificate" : "key";
+    config_key_join(key, sizeof key, pre, name);
+    config_report(c, config_setting_get_member(g, name), key, "%s", err);
+}
+
+/* certificate and key of the tls group or an sni entry G: both required. */
+static void parse_tls_keypair(struct config_ctx *c, const config_setting_t *g,
+                              const char *pre, const char *what, char **cert, char **pkey)
+{
+    char key[200];
+    int rc = get_tls_file(c, g, pre, "certificate", cert);
+    int rk = get_tls_file(c, g, pre, "key", pkey);
+    if (rc == 0) {
+        config_key_join(key, sizeof key, pre, "certificate");
+        config_report(c, g, key, "required: the certificate chain (PEM) %s", what);
+    }
+    if (rk == 0) {
+        config_key_join(key, sizeof key, pre, "key");
+        config_report(c, g, key, "required: the private key (PEM) of the certificate");
+    }
+    if (rc == 1 && rk == 1)
+        check_tls_keypair(c, g, pre, *cert, *pkey);
+}
+
+/* A member NAME of G that must be a list of groups; returns it with its length in *N,
+ * or NULL when absent or wrong (reported). */
+static const config_setting_t *get_group_list(struct config_ctx *c, const config_setting_t *g,
+                                              const char *pre, const char *name,
+                                              const char *example, int *n)
+{
+    const config_setting_t *ls = config_setting_get_member(g, name);
+    if (!ls)
+        return NULL;
+    if (config_setting_type(ls) != CONFIG_TYPE_LIST) {
+        char key[200];
+        config_key_join(key, sizeof key, pre, name);
+        config_report(c, ls, key, "expected a list ( %s, ... ), found %s", example,
+                      config_type_desc(config_setting_type(ls)));
+        return NULL;
+    }
+    *n = config_setting_length(ls);
+    return ls;
+}
+
+/* Element I of list LS (key path KEY) as a group, or NULL (reported). */
+static const config_setting_t *list_group(struct config_ctx *c, const config_setting_t *ls,
+                                          const char *key, int i, const char *example,
+                                          char *epre, size_t cap)
+{
+    const config_setting_t *e = config_setting_get_elem(ls, (unsigned)i);
+    snprintf(epre, cap, "%s[%d]", key, i);
+    if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+        config_report(c, e, epre, "expected a group %s, found %s", example,
+                      config_type_desc(config_setting_type(e)));
+        return NULL;
+    }
+    return e;
+}
+
+#define SNI_EXAMPLE "{ server_name = \"...\"; certificate = \"...\"; key = \"...\"; }"
+
+static void parse_tls_sni(struct config_ctx *c, const config_setting_t *tg, const char *tpre,
+                          struct tls_cfg *t)
+{
+    static const char *const sni_keys[] = {"server_name", "certificate", "key", NULL};
+    char key[200], epre[220], nkey[240];
+    char qb[CONFIG_QUOTE_CAP];
+    int n = 0;
+    const config_setting_t *ls = get_group_list(c, tg, tpre, "sni", SNI_EXAMPLE, &n);
+    if (!ls || n <= 0)
+        return;
+    t->sni = calloc((size_t)n, sizeof *t->sni);
+    if (!t->sni) {
+        c->oom = 1;
+        return;
+    }
+    config_key_join(key, sizeof key, tpre, "sni");
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = list_group(c, ls, key, i, SNI_EXAMPLE, epre, sizeof epre);
+        if (!e)
+            continue;
+        config_check_keys(c, e, epre, sni_keys);
+        struct tls_sni_cfg *sc = &t->sni[t->n_sni++];
+        const char *name;
+        int r = config_get_string(c, e, epre, "server_name", &name);
+        config_key_join(nkey, sizeof nkey, epre, "server_name");
+        if (r == 0) {
+            config_report(c, e, nkey, "required: the host name clients ask for, e.g. "
+                                      "\"relay.example.com\" or \"*.example.com\"");
+        } else if (r == 1 && !tls_server_name_valid(name)) {
+            config_report(c, config_setting_get_member(e, "server_name"), nkey,
+                          "%s is not a host name: labels of letters, digits and '-' "
+                          "(no trailing dot), optionally after \"*.\" with two labels or "
+                          "more",
+                          config_quote(qb, name));
+        } else if (r == 1) {
+            size_t j;
+            for (j = 0; j + 1 < t->n_sni; j++)
+                if (t->sni[j].server_name && strcasecmp(t->sni[j].server_name, name) == 0)
+                    break;
+            if (j + 1 < t->n_sni)
+                config_report(c, config_setting_get_member(e, "server_name"), nkey,
+                              "duplicate server name %s (also %s[%zu])", config_quote(qb, name),
+                              key, j);
+            else
+                sc->server_name = config_dup(c, name);
+        }
+        parse_tls_keypair(c, e, epre, "served for this name", &sc->certificate, &sc->key);
+    }
+}
+
+#define CN_MAP_EXAMPLE "{ cn = \"...\"; endpoint_id = \"...\"; }"
+
+static void parse_tls_cn_map(struct config_ctx *c, const config_setting_t *tg,
+                             const char *tpre, uint32_t max_eid_len, struct tls_cfg *t)
+{
+    static const char *const cn_keys[] = {"cn", "endpoint_id", NULL};
+    char key[200], epre[220], nkey[240];
+    char qb[CONFIG_QUOTE_CAP];
+    int n = 0;
+    const config_setting_t *ls = get_group_list(c, tg, tpre, "cn_map", CN_MAP_EXAMPLE, &n);
+    if (!ls)
+        return;
+    config_key_join(key, sizeof key, tpre, "cn_map");
+    if (t->client_certs == TLS_CLIENT_NONE)
+        config_report(c, ls, key, "client_certs is \"none\", so there is no client "
+                                  "certificate CN to map: set client_certs or remove cn_map");
+    if (n <= 0)
+        return;
+    t->cn_map = calloc((size_t)n, sizeof *t->cn_map);
+    if (!t->cn_map) {
+        c->oom = 1;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e =
+            list_group(c, ls, key, i, CN_MAP_EXAMPLE, epre, sizeof epre);
+        if (!e)
+            continue;
+        config_check_keys(c, e, epre, cn_keys);
+        struct tls_cn_map_cfg *m = &t->cn_map[t->n_cn_map++];
+        const char *cn, *eid;
+        int r = config_get_string(c, e, epre, "cn", &cn);
+        config_key_join(nkey, sizeof nkey, epre, "cn");
+        if (r == 0) {
+            config_report(c, e, nkey, "required: the subject common name of a client "
+                                      "certificate");
+        } else if (r == 1 && *cn == '\0') {
+            config_report(c, config_setting_get_member(e, "cn"), nkey, "must not be empty");
+        } else if (r == 1) {
+            size_t j;
+            for (j = 0; j + 1 < t->n_cn_map; j++)
+                if (t->cn_map[j].cn && strcmp(t->cn_map[j].cn, cn) == 0)
+                    break;
+            if (j + 1 < t->n_cn_map)
+                config_report(c, config_setting_get_member(e, "cn"), nkey,
+                              "duplicate cn %s (also %s[%zu])", config_quote(qb, cn), key, j);
+            else
+                m->cn = config_dup(c, cn);
+        }
+        r = config_get_string(c, e, epre, "endpoint_id", &eid);
+        if (r == 0) {
+            config_key_join(nkey, sizeof nkey, epre, "endpoint_id");
+            config_report(c, e, nkey, "required: the endpoint ID this CN stands for");
+        } else if (r == 1 && config_check_eid(c, e, epre, "endpoint_id", eid, max_eid_len) == 0) {
+            m->endpoint_id = config_dup(c, eid);
+        }
+    }
+}
+
+/* The tls group of a stomp, mqtt or websocket listener (see docs/configuration.md). */
+static void parse_tls(struct config_ctx *c, const config_setting_t *g, const char *pre,
+                      uint32_t max_eid_len, struct tls_cfg *t)
+{
+    const config_setting_t *tg = config_get_group(c, g, pre, "tls");
+    if (!tg)
+        return;
+    char tpre[80], key[200], err[768];
+    char qb[CONFIG_QUOTE_CAP];
+    snprintf(tpre, sizeof tpre, "%s.tls", pre);
+    config_check_keys(c, tg, tpre, tls_keys);
+
+    parse_tls_keypair(c, tg, tpre, "that enables TLS on this listener", &t->certificate,
+                      &t->key);
+
+    int e;
+    if (config_get_enum(c, tg, tpre, "client_certs", tls_client_certs_names,
+                        NELEM(tls_client_certs_names), &e) == 1)
+        t->client_certs = (enum tls_client_certs)e;
+    if (config_get_enum(c, tg, tpre, "min_version", tls_version_names,
+                        NELEM(tls_version_names), &e) == 1)
+        t->min_version = tls_versions[e];
+
+    int rca = get_tls_file(c, tg, tpre, "ca", &t->ca);
+    config_key_join(key, sizeof key, tpre, "ca");
+    if (rca == 1 && tls_check_ca(t->ca, err, sizeof err) != 0)
+        config_report(c, config_setting_get_member(tg, "ca"), key, "%s %s",
+                      config_quote(qb, t->ca), err);
+    if (rca == 0 && t->client_certs != TLS_CLIENT_NONE)
+        config_report(c, config_setting_get_member(tg, "client_certs"), key,
+                      "required when client_certs is \"%s\": the CA certificates (PEM) "
+                      "client certificates must chain to",
+                      tls_client_certs_names[t->client_certs]);
+    if (rca == 1 && t->client_certs == TLS_CLIENT_NONE)
+        config_report(c, config_setting_get_member(tg, "ca"), key,
+                      "client_certs is \"none\", so no client certificate is checked "
+                      "against it: set client_certs = \"optional\" or \"required\", or "
+                      "remove ca");
+
+    int rcrl = get_tls_file(c, tg, tpre, "crl", &t->crl);
+    config_key_join(key, sizeof key, tpre, "crl");
+    if (rcrl == 1 && tls_check_crl(t->crl, err, sizeof err) != 0)
+        config_report(c, config_setting_get_member(tg, "crl"), key, "%s %s",
+                      config_quote(qb, t->crl), err);
+    if (rcrl == 1 && rca == 0)
+        config_report(c, config_setting_get_member(tg, "crl"), key,
+                      "needs ca: the CRL applies to client certificates checked against it");
+
+    static const char *const lists[] = {"ciphers", "ciphersuites", "groups"};
+    char **dst[] = {&t->ciphers, &t->ciphersuites, &t->groups};
+    int (*const check[])(const char *, char *, size_t) = {
+        tls_check_ciphers, tls_check_ciphersuites, tls_check_groups};
+    for (size_t k = 0; k < NELEM(lists); k++) {
+        const char *s;
+        if (config_get_string(c, tg, tpre, lists[k], &s) != 1)
+            continue;
+        *dst[k] = config_dup(c, s);
+        config_key_join(key, sizeof key, tpre, lists[k]);
+        const config_setting_t *ls = config_setting_get_member(tg, lists[k]);
+        if (*s == '\0')
+            config_report(c, ls, key, "must not be empty (leave it out for OpenSSL's "
+                                      "defaults)");
+        else if (check[k](s, err, sizeof err) != 0)
+            config_report(c, ls, key, "%s %s", config_quote(qb, s), err);
+    }
+
+    parse_tls_sni(c, tg, tpre, t);
+    parse_tls_cn_map(c, tg, tpre, max_eid_len, t);
+}
+
 /* "stomp", "stomp and mqtt": the types in MASK, for messages. */
 static const char *types_text(unsigned mask)
 {
@@ -920,6 +1251,7 @@ static const char *types_text(unsigned mask)
     case FOR_MQTT: return "mqtt";
     case FOR_WS: return "websocket";
     case FOR_TCP: return "stomp, mqtt and websocket";
+    case FOR_STOMP | FOR_MQTT: return "stomp and mqtt";
     }
     return "other";
 }
@@ -947,6 +1279,7 @@ static void parse_listener(struct config_ctx *c, const config_setting_t *g, size
     l->ws.ping_interval_s = 30;
     l->ws.ping_timeout_s = 30;
     l->ws.fragment_size = 0;
+    l->tls.min_version = TLS1_2_VERSION;
 
     if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
         config_report(c, g, pre,
@@ -1019,6 +1352,16 @@ static void parse_listener(struct config_ctx *c, const config_setting_t *g, size
     case LISTENER_UDS: parse_uds(c, g, pre, cfg, l, st); break;
     case LISTENER_MQTT: parse_mqtt(c, g, pre, cfg, l, st); break;
     case LISTENER_WEBSOCKET: parse_ws(c, g, pre, cfg, l, st); break;
+    }
+    if (l->type != LISTENER_UDS)
+        parse_tls(c, g, pre, cfg->max_endpoint_id_length, &l->tls);
+    if (l->type == LISTENER_WEBSOCKET && l->tls.n_sni) {
+        /* libwebsockets picks certificates by vhost, not by our SNI list. */
+        char sni_key[200];
+        snprintf(sni_key, sizeof sni_key, "%s.tls.sni", pre);
+        config_report(c, config_setting_get_member(config_setting_get_member(g, "tls"), "sni"),
+                      sni_key, "not supported on websocket listeners (use a listener per "
+                           "certificate)");
     }
 }
 

@@ -9,8 +9,12 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "relay/log.h"
+#include "relay/tls.h"
 #include "relay/relay.h"
 #include "relay/worker.h"
 
@@ -133,10 +137,32 @@ void conn_fail(struct conn *c)
     conn_abort(c, CLOSE_NO_MEMORY);
 }
 
+/* A TLS connection whose handshake failed or broke: say why, once. */
+static void log_tls_error(struct conn *c, struct bufferevent *bev)
+{
+    char d[256], why[256] = "";
+    unsigned long e = bufferevent_get_openssl_error(bev);
+    if (e)
+        ERR_error_string_n(e, why, sizeof why);
+    else
+        snprintf(why, sizeof why, "%s", "connection closed during the handshake");
+    if (!(c->flags & CONN_TLS_UP))
+        stats_inc(conn_stats(c), STAT_tls_failed);
+    log_info("tls_failed", "%s handshake_done=%d error=\"%s\"", conn_describe(c, d, sizeof d),
+             (c->flags & CONN_TLS_UP) != 0, why);
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED) { /* TLS handshake done */
+        c->flags |= CONN_TLS_UP;
+        stats_inc(conn_stats(c), STAT_tls_handshakes);
+        return;
+    }
+    if (c->ssl && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) &&
+        (!(c->flags & CONN_TLS_UP) || (what & BEV_EVENT_ERROR)))
+        log_tls_error(c, bev);
     if (what & BEV_EVENT_EOF)
         conn_abort(c, CLOSE_PEER);
     else if (what & BEV_EVENT_ERROR)
@@ -200,7 +226,24 @@ struct conn *conn_create(size_t size, const struct conn_ops *ops, struct worker 
         close(fd);
         return NULL;
     }
-    c->bev = bufferevent_socket_new(worker_base(w), fd, BEV_OPT_CLOSE_ON_FREE);
+    struct tls_server *ts = c->relay->tls ? c->relay->tls[lcfg - c->relay->cfg->listeners] : NULL;
+    if (ts) {
+        /* The bufferevent owns the SSL (and the fd) from here on. */
+        SSL *ssl = tls_server_ssl_new(ts);
+        c->bev = ssl ? bufferevent_openssl_socket_new(worker_base(w), fd, ssl,
+                                                      BUFFEREVENT_SSL_ACCEPTING,
+                                                      BEV_OPT_CLOSE_ON_FREE)
+                     : NULL;
+        if (!c->bev && ssl)
+            SSL_free(ssl);
+        if (c->bev) {
+            c->ssl = ssl;
+            /* Peers that drop TCP without close_notify are ordinary EOFs here. */
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        }
+    } else {
+        c->bev = bufferevent_socket_new(worker_base(w), fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (!c->bev) {
         close(fd);
         free(c);
@@ -246,6 +289,30 @@ void conn_release(struct conn *c)
     worker_remove_conn(w, c);
     conn_free(c);
     stats_inc(worker_stats(w), STAT_conn_closed);
+}
+
+int conn_identity(struct conn *c, const char *declared, size_t len, char *out, size_t cap)
+{
+    char d[256], dec[4200];
+    if (declared && len >= sizeof dec)
+        declared = NULL, len = 0; /* longer than any valid ID: the check refuses it */
+    if (declared) {
+        memcpy(dec, declared, len);
+        dec[len] = '\0';
+    }
+    if (cap)
+        out[0] = '\0';
+    enum tls_identity r = tls_identity_check(&c->lcfg->tls, c->ssl, declared ? dec : NULL,
+                                             c->relay->cfg->max_endpoint_id_length, out, cap);
+    if (r >= 0)
+        return 0;
+    char id[160], said[160];
+    log_escape(id, sizeof id, out, strnlen(out, cap), 128);
+    log_escape(said, sizeof said, declared ? declared : "-", declared ? len : 1, 128);
+    stats_inc(conn_stats(c), STAT_conn_identity_refused);
+    log_info("identity_refused", "%s reason=%s declared=%s certificate_id=%s",
+             conn_describe(c, d, sizeof d), tls_identity_name(r), said, out[0] ? id : "-");
+    return -1;
 }
 
 int conn_bind_endpoint(struct conn *c, const char *eid, size_t len, const char *peer,

@@ -47,6 +47,7 @@ const char *close_reason_name(enum close_reason r);
 struct conn;
 struct worker;
 struct relay;
+struct ssl_st;
 
 struct conn_ops {
     enum mtp_kind mtp;
@@ -91,6 +92,7 @@ struct conn_ops {
 #define CONN_READ_PAUSED 0x20u /* own output over its bound: not reading until it drains */
 #define CONN_LINGER 0x40u      /* goodbye flushed, write side shut: discarding input */
 #define CONN_FALLBACK 0x80u    /* registered as a fallback session of its endpoint */
+#define CONN_TLS_UP 0x100u     /* TLS handshake completed */
 
 #define CONN_MAX_LEARNED 16
 
@@ -101,6 +103,7 @@ struct conn {
     const struct listener_cfg *lcfg;
     uint64_t id;
     struct bufferevent *bev;
+    struct ssl_st *ssl;      /* TLS session (owned by bev or libwebsockets), or NULL */
     unsigned flags;
     enum close_reason close_reason;
     char peer[112];          /* peer address, for logs */
@@ -150,6 +153,13 @@ int conn_bind_endpoint(struct conn *c, const char *eid, size_t len, const char *
 void conn_learn_route(struct conn *c, struct span to, struct span from);
 
 void conn_handshake_done(struct conn *c);
+
+/* The endpoint ID this connection may bind, from its client certificate (TLS) and the
+ * ID its MTP handshake DECLARED (LEN bytes; NULL when it named none). Returns 0 with
+ * the ID in OUT (CAP bytes), or -1 when the connection must be refused with the MTP's
+ * "not authorized" (logged as identity_refused, counted). For TLS connections (c->ssl
+ * set); plain ones keep their MTP's own checks. */
+int conn_identity(struct conn *c, const char *declared, size_t len, char *out, size_t cap);
 
 /* Start closing: goodbye (with TEXT for the peer, may be NULL), unbind, flush, reap. */
 void conn_close(struct conn *c, enum close_reason why, const char *text);

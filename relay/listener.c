@@ -279,8 +279,12 @@ int listeners_open(struct relay *r, struct event_base *base, struct listener ***
                      c->name, c->uds.path, c->uds.mode,
                      c->uds.peer_endpoint_id ? c->uds.peer_endpoint_id : "-");
         else
-            log_info("listener_open", "listener=%s type=%s address=%s port=%u", c->name,
-                     listener_type_name(c->type), c->address, c->port);
+            log_info("listener_open", "listener=%s type=%s address=%s port=%u tls=%s", c->name,
+                     listener_type_name(c->type), c->address, c->port,
+                     !c->tls.certificate                           ? "off"
+                     : c->tls.client_certs == TLS_CLIENT_REQUIRED ? "client_cert_required"
+                     : c->tls.client_certs == TLS_CLIENT_OPTIONAL ? "client_cert_optional"
+                                                                   : "on");
     }
     *out = ls;
     *n = cfg->n_listeners;

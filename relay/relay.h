@@ -14,6 +14,8 @@
 #include "relay/stats.h"
 #include "relay/topic_filters.h"
 
+struct auth_limit;
+struct tls_server;
 struct worker;
 struct ws_server;
 
@@ -25,6 +27,9 @@ struct relay {
     unsigned n_workers;
     unsigned n_io_workers;       /* libevent workers: the first n_io_workers of workers */
     struct ws_server *ws;        /* WebSocket service thread, NULL without ws listeners */
+    struct auth_limit *auth_limit; /* failed logins per source address (all workers) */
+    struct tls_server **tls;     /* per listener (index in cfg->listeners), NULL if plain;
+                                    WebSocket listeners' TLS lives in libwebsockets */
     _Atomic uint64_t next_conn_id;
     _Atomic uint32_t live_conns; /* accepted and not yet freed, against max_connections */
     struct stats acceptor;       /* counters of the accepting thread */

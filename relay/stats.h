@@ -22,6 +22,9 @@
     X(conn_handshake_timeout) /* closed: no handshake in time */                     \
     X(conn_heartbeat_timeout) /* closed: peer silent past its heart-beat */          \
     X(conn_auth_failed)       /* closed: bad credentials */                          \
+    X(conn_identity_refused)  /* MTP-declared ID not the certificate's */            \
+    X(tls_handshakes)         /* TLS handshakes completed */                         \
+    X(tls_failed)             /* TLS handshakes failed */                            \
     X(records_in)             /* Records accepted from a connection */               \
     X(records_out)            /* Records queued on a connection */                   \
     X(bytes_in)               /* Record bytes in */                                  \

@@ -14,12 +14,15 @@
 
 #include <event2/event.h>
 
+#include "relay/auth_limit.h"
 #include "relay/config.h"
 #include "relay/listener.h"
 #include "relay/log.h"
 #include "relay/mtp/ws_server.h"
+#include "relay/passwd.h"
 #include "relay/relay.h"
 #include "relay/router.h"
+#include "relay/tls.h"
 #include "relay/worker.h"
 
 #ifndef USPRELAY_VERSION
@@ -30,11 +33,16 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: usprelayd -c FILE [-t] [-d]\n"
+            "       usprelayd --hash-password [--iterations N] < password-line\n"
             "  -c FILE   configuration file (libconfig syntax, see usprelay.conf(5))\n"
             "  -t        check the configuration file and exit: 0 valid, 1 invalid\n"
             "  -d        log at debug level (overrides log.level)\n"
             "  -V        print the version and exit\n"
-            "  -h        this help\n");
+            "  -h        this help\n"
+            "  --hash-password  read one password line from standard input and print its\n"
+            "                   hash for a password_file (PBKDF2-HMAC-SHA256)\n"
+            "  --iterations N   PBKDF2 iterations for --hash-password (%u..%u, default %u)\n",
+            PASSWD_MIN_ITERATIONS, PASSWD_MAX_ITERATIONS, PASSWD_DEFAULT_ITERATIONS);
 }
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
@@ -79,6 +87,36 @@ static void log_summary(const struct relay *r)
              (unsigned long long)relay_stat(r, STAT_conn_accepted));
 }
 
+/* The TLS contexts of the stomp and mqtt listeners (WebSocket ones are libwebsockets'). */
+static int tls_servers_new(struct relay *r)
+{
+    const struct relay_config *cfg = r->cfg;
+    char err[512];
+    r->tls = calloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof *r->tls);
+    if (!r->tls) {
+        log_error("startup_failed", "reason=no_memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct listener_cfg *l = &cfg->listeners[i];
+        if (l->type == LISTENER_WEBSOCKET || !l->tls.certificate)
+            continue;
+        r->tls[i] = tls_server_new(&l->tls, err, sizeof err);
+        if (!r->tls[i]) {
+            log_error("startup_failed", "reason=tls listener=%s error=\"%s\"", l->name, err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void tls_servers_free(struct relay *r)
+{
+    for (size_t i = 0; r->tls && i < r->cfg->n_listeners; i++)
+        tls_server_free(r->tls[i]);
+    free(r->tls);
+}
+
 static int run(const struct relay_config *cfg)
 {
     struct relay r = {.cfg = cfg};
@@ -96,12 +134,15 @@ static int run(const struct relay_config *cfg)
 
     r.router = router_new();
     r.topic_filters = topic_filters_new();
+    r.auth_limit = auth_limit_new();
     r.workers = calloc(cfg->workers + 1, sizeof *r.workers);
     base = event_base_new();
-    if (!r.router || !r.topic_filters || !r.workers || !base) {
+    if (!r.router || !r.topic_filters || !r.auth_limit || !r.workers || !base) {
         log_error("startup_failed", "reason=no_memory");
         goto out;
     }
+    if (tls_servers_new(&r) != 0)
+        goto out;
     for (unsigned i = 0; i < cfg->workers; i++) {
         r.workers[i] = worker_new(&r, i);
         if (!r.workers[i]) {
@@ -165,6 +206,8 @@ out:
     free(r.workers);
     router_free(r.router);
     topic_filters_free(r.topic_filters);
+    auth_limit_free(r.auth_limit);
+    tls_servers_free(&r);
     if (sigterm)
         event_free(sigterm);
     if (sigint)
@@ -176,19 +219,69 @@ out:
     return rc;
 }
 
+/* --hash-password: one line from standard input (its "\n", and a "\r" before it,
+ * dropped) to a password_file hash on standard output. Exit status. */
+static int hash_password(unsigned iterations)
+{
+    char pass[4096], out[PASSWD_HASH_MAX];
+    size_t n = 0;
+    int ch, rc = 1;
+    while ((ch = getchar()) != EOF && ch != '\n') {
+        if (n == sizeof pass) {
+            fprintf(stderr, "usprelayd: password longer than %zu bytes\n", sizeof pass);
+            goto out;
+        }
+        pass[n++] = (char)ch;
+    }
+    if (ferror(stdin)) {
+        fprintf(stderr, "usprelayd: reading the password: %s\n", strerror(errno));
+        goto out;
+    }
+    if (n && pass[n - 1] == '\r')
+        n--;
+    if (n == 0) {
+        fprintf(stderr, "usprelayd: empty password (give it on standard input)\n");
+        goto out;
+    }
+    if (passwd_hash(pass, n, iterations, out, sizeof out) != 0) {
+        fprintf(stderr, "usprelayd: hashing failed\n");
+        goto out;
+    }
+    printf("%s\n", out);
+    rc = fflush(stdout) == 0 ? 0 : 1;
+out:
+    explicit_bzero(pass, sizeof pass);
+    return rc;
+}
+
+enum { OPT_HASH_PASSWORD = 256, OPT_ITERATIONS };
+
 int main(int argc, char **argv)
 {
     const char *path = NULL;
     int test_only = 0, debug = 0, opt;
+    int hash_pw = 0;
+    const char *iterations = NULL;
     sigset_t stop_sigs;
+    static const struct option long_opts[] = {
+        {"hash-password", no_argument, NULL, OPT_HASH_PASSWORD},
+        {"iterations", required_argument, NULL, OPT_ITERATIONS},
+        {NULL, 0, NULL, 0},
+    };
 
     /* Until the main loop's handlers are in place, and in the worker threads for good,
      * the stop signals stay blocked: a SIGTERM during startup is taken by the main loop
      * once it runs, never by the default action. */
     pthread_sigmask(SIG_BLOCK, stop_signals(&stop_sigs), NULL);
 
-    while ((opt = getopt(argc, argv, "c:tdVh")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:tdVh", long_opts, NULL)) != -1) {
         switch (opt) {
+        case OPT_HASH_PASSWORD:
+            hash_pw = 1;
+            break;
+        case OPT_ITERATIONS:
+            iterations = optarg;
+            break;
         case 'c':
             path = optarg;
             break;
@@ -208,6 +301,22 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (hash_pw || iterations) {
+        char *end;
+        errno = 0;
+        unsigned long it = iterations ? strtoul(iterations, &end, 10) : PASSWD_DEFAULT_ITERATIONS;
+        if (iterations && (errno || end == iterations || *end || iterations[0] == '-' ||
+                           it < PASSWD_MIN_ITERATIONS || it > PASSWD_MAX_ITERATIONS)) {
+            fprintf(stderr, "usprelayd: --iterations must be %u..%u\n", PASSWD_MIN_ITERATIONS,
+                    PASSWD_MAX_ITERATIONS);
+            return 2;
+        }
+        if (!hash_pw || path || test_only || optind != argc) {
+            usage(stderr);
+            return 2;
+        }
+        return hash_password((unsigned)it);
     }
     if (!path || optind != argc) {
         usage(stderr);

@@ -19,15 +19,19 @@
 
 #include <event2/buffer.h>
 
+#include "relay/auth_limit.h"
 #include "relay/endpoint_id.h"
 #include "relay/log.h"
 #include "relay/mtp/mqtt_codec.h"
 #include "relay/mtp/mqtt_session.h"
+#include "relay/passwd.h"
 #include "relay/relay.h"
+#include "relay/tls.h"
 #include "relay/worker.h"
 
 /* v3.1.1 CONNACK return codes. */
-enum { V3_UNACCEPTABLE_VERSION = 1, V3_ID_REJECTED = 2, V3_BAD_USER_PASS = 4 };
+enum { V3_UNACCEPTABLE_VERSION = 1, V3_ID_REJECTED = 2, V3_BAD_USER_PASS = 4,
+       V3_NOT_AUTHORIZED = 5 };
 
 #define MQTT_PACKET_SLACK 65536u  /* topic and properties around a Record */
 
@@ -186,15 +190,60 @@ int mqtt_session_bind_identity(struct mqtt_conn *m, const char *eid, size_t len)
 
 /* ------------------------------------------------------------------ CONNECT */
 
+/* S equals LIT, in time that depends on the lengths only. */
+static int span_consteq(struct mqtt_span s, const char *lit)
+{
+    size_t n = strlen(lit);
+    unsigned char diff = (unsigned char)(s.len != n);
+    for (size_t i = 0; i < s.len && i < n; i++)
+        diff |= (unsigned char)(s.ptr[i] ^ (unsigned char)lit[i]);
+    return diff == 0;
+}
+
 static int creds_ok(const struct mqtt_conn *m, const struct mqtt_connect *ck)
 {
-    const struct mqtt_listener_cfg *mc = &m->base.lcfg->mqtt;
-    if (!mc->username)
-        return 1;
-    int ok = ck->has_username && ck->has_password &&
-             mqtt_session_span_is(ck->username, mc->username);
-    ok &= ck->has_password && mqtt_session_span_is(ck->password, mc->password);
+    const struct listener_cfg *l = m->base.lcfg;
+    if (!ck->has_username || !ck->has_password)
+        return 0; /* nothing to check: no PBKDF2 work spent */
+    if (l->passwd)
+        return passwd_check(l->passwd, (const char *)ck->username.ptr, ck->username.len,
+                            (const char *)ck->password.ptr, ck->password.len);
+    /* Both compared every time: no early exit telling which one was wrong. */
+    int ok = span_consteq(ck->username, l->mqtt.username);
+    ok &= span_consteq(ck->password, l->mqtt.password);
     return ok;
+}
+
+/* Check the credentials of CK unless the peer is blocked for failing too often.
+ * 1: accepted; 0: refused with CONNACK 0x86 / 0x04 (bad credentials) or 0x8A Banned /
+ * 0x05 Not authorized (blocked), and the connection is closing. */
+static int authenticate(struct mqtt_conn *m, const struct mqtt_connect *ck)
+{
+    struct conn *c = &m->base;
+    struct auth_limit *al = c->relay->auth_limit;
+    uint64_t now = now_ms();
+    int blocked = auth_limit_blocked(al, c->peer, now);
+    if (!blocked && creds_ok(m, ck)) {
+        auth_limit_ok(al, c->peer);
+        return 1;
+    }
+    unsigned n = auth_limit_failed(al, c->peer, now);
+    char d[256], user[96];
+    log_info("auth_failed", "%s user=%s reason=%s failures=%u%s", conn_describe(c, d, sizeof d),
+             ck->has_username
+                 ? log_escape(user, sizeof user, ck->username.ptr, ck->username.len, 64)
+                 : "-",
+             blocked ? "blocked" : "bad_credentials", n,
+             !blocked && n == AUTH_LIMIT_FAILURES + 1 ? " action=block" : "");
+    stats_inc(conn_stats(c), STAT_conn_auth_failed);
+    if (blocked)
+        m->connack_refusal = (m->level == 5 ? MQTT_RC_BANNED : V3_NOT_AUTHORIZED) + 1;
+    else
+        m->connack_refusal = (m->level == 5 ? RC_BAD_USER_PASS : V3_BAD_USER_PASS) + 1;
+    conn_close(c, CLOSE_AUTH,
+               blocked ? "too many failed logins from this address: try again later"
+                       : "bad user name or password");
+    return 0;
 }
 
 static void on_connect(struct mqtt_conn *m, const uint8_t *body, size_t len)
@@ -214,11 +263,8 @@ static void on_connect(struct mqtt_conn *m, const uint8_t *body, size_t len)
         mqtt_session_error(m, CLOSE_PROTOCOL, RC_MALFORMED, mqtt_err_name(rc));
         return;
     }
-    if (!creds_ok(m, &ck)) {
-        refuse_connect(m, CLOSE_AUTH, RC_BAD_USER_PASS, V3_BAD_USER_PASS,
-                       "bad user name or password");
+    if ((c->lcfg->mqtt.username || c->lcfg->passwd) && !authenticate(m, &ck))
         return;
-    }
     if (m->level == 5 && (ck.props.present & (1u << MQTT_P_AUTH_METHOD))) {
         refuse_connect(m, CLOSE_AUTH, RC_BAD_AUTH_METHOD, 0, "enhanced authentication is not supported");
         return;
@@ -279,6 +325,19 @@ static void on_connect(struct mqtt_conn *m, const uint8_t *body, size_t len)
     } else if (!assign && eid_check(m->client_id, strlen(m->client_id), cfg->max_endpoint_id_length) == EID_OK) {
         eid = m->client_id;
         eid_len = strlen(m->client_id);
+    }
+    char cert_id[TLS_EID_MAX + 1];
+    if (c->ssl && (eid || SSL_get0_peer_certificate(c->ssl))) {
+        /* With TLS the client certificate names the endpoint, or must vouch for the one
+         * CONNECT names. Without a certificate and without an ID, the first Record's
+         * from_id still names it (3.1.1), as on a plain listener. */
+        if (conn_identity(c, eid, eid_len, cert_id, sizeof cert_id) != 0) {
+            refuse_connect(m, CLOSE_AUTH, RC_NOT_AUTHORIZED, V3_NOT_AUTHORIZED,
+                           "endpoint ID is not the client certificate's");
+            return;
+        }
+        eid = cert_id;
+        eid_len = strlen(cert_id);
     }
     if (eid && mqtt_session_bind_identity(m, eid, eid_len) != 0)
         return;

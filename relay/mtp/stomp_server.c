@@ -13,11 +13,14 @@
 
 #include <event2/buffer.h>
 
+#include "relay/auth_limit.h"
 #include "relay/endpoint_id.h"
 #include "relay/forward.h"
 #include "relay/log.h"
 #include "relay/mtp/stomp_codec.h"
+#include "relay/passwd.h"
 #include "relay/relay.h"
+#include "relay/tls.h"
 #include "relay/worker.h"
 
 #define STOMP_CONTENT_TYPE "application/vnd.bbf.usp.msg"
@@ -316,6 +319,67 @@ static int header_matches(const struct stomp_frame *f, const char *name, const c
     return stomp_unescape(h->value, buf, sizeof buf, &n) == 0 && consteq(buf, n, want);
 }
 
+/* The login and passcode of F against password file DB: as sent, and, when either holds
+ * a backslash, unescaped too (as header_matches does for the single pair). */
+static int passwd_matches(const struct passwd_db *db, const struct stomp_frame *f)
+{
+    static const char *const names[2] = {"login", "passcode"};
+    struct stomp_span raw[2], alt[2];
+    char buf[2][512];
+    int escaped = 0;
+    for (int i = 0; i < 2; i++) {
+        const struct stomp_header *h = stomp_header_get(f, names[i]);
+        if (!h)
+            return 0; /* nothing to check: no PBKDF2 work spent */
+        raw[i] = alt[i] = h->value;
+        size_t n;
+        if (memchr(h->value.ptr, '\\', h->value.len) &&
+            stomp_unescape(h->value, buf[i], sizeof buf[i], &n) == 0) {
+            alt[i] = (struct stomp_span){(const uint8_t *)buf[i], n};
+            escaped = 1;
+        }
+    }
+    if (passwd_check(db, (const char *)raw[0].ptr, raw[0].len, (const char *)raw[1].ptr,
+                     raw[1].len))
+        return 1;
+    return escaped && passwd_check(db, (const char *)alt[0].ptr, alt[0].len,
+                                   (const char *)alt[1].ptr, alt[1].len);
+}
+
+/* Check the credentials of CONNECT F (password_file, or the login/passcode pair), unless
+ * the peer is blocked for failing too often. 1: accepted; 0: refused, and the connection
+ * is closing with ERROR "authentication failed" whatever the cause. */
+static int authenticate(struct conn *c, const struct stomp_frame *f)
+{
+    const struct listener_cfg *l = c->lcfg;
+    struct auth_limit *al = c->relay->auth_limit;
+    uint64_t now = now_ms();
+    int blocked = auth_limit_blocked(al, c->peer, now), ok = 0;
+    if (blocked) {
+        ok = 0; /* refused unchecked: a blocked source costs no PBKDF2 work */
+    } else if (l->passwd) {
+        ok = passwd_matches(l->passwd, f);
+    } else {
+        /* Both checked every time: no early exit telling which one was wrong. */
+        ok = header_matches(f, "login", l->stomp.login);
+        ok &= header_matches(f, "passcode", l->stomp.passcode);
+    }
+    if (ok) {
+        auth_limit_ok(al, c->peer);
+        return 1;
+    }
+    unsigned n = auth_limit_failed(al, c->peer, now);
+    const struct stomp_header *lh = stomp_header_get(f, "login");
+    char d[256], user[96];
+    log_info("auth_failed", "%s user=%s reason=%s failures=%u%s", conn_describe(c, d, sizeof d),
+             lh ? log_escape(user, sizeof user, lh->value.ptr, lh->value.len, 64) : "-",
+             blocked ? "blocked" : "bad_credentials", n,
+             !blocked && n == AUTH_LIMIT_FAILURES + 1 ? " action=block" : "");
+    stats_inc(conn_stats(c), STAT_conn_auth_failed);
+    conn_close(c, CLOSE_AUTH, "authentication failed");
+    return 0;
+}
+
 static void on_connect(struct stomp_conn *s, const struct stomp_frame *f)
 {
     struct conn *c = &s->base;
@@ -348,15 +412,15 @@ static void on_connect(struct stomp_conn *s, const struct stomp_frame *f)
                        log_escape(esc, sizeof esc, eid, strlen(eid), 96), eid_err_name(e));
         goto out;
     }
-    if (sc->login) {
-        /* Both checked every time: no early exit telling which one was wrong. */
-        int ok = header_matches(f, "login", sc->login);
-        ok &= header_matches(f, "passcode", sc->passcode);
-        if (!ok) {
-            protocol_error(c, CLOSE_AUTH, "authentication failed");
+    if (c->ssl) { /* with TLS the client certificate must stand for this ID */
+        char cert_id[TLS_EID_MAX + 1];
+        if (conn_identity(c, eid, strlen(eid), cert_id, sizeof cert_id) != 0) {
+            protocol_error(c, CLOSE_AUTH, "endpoint-id is not the client certificate's");
             goto out;
         }
     }
+    if ((sc->login || c->lcfg->passwd) && !authenticate(c, f))
+        goto out;
     uint32_t cx = 0, cy = 0;
     const struct stomp_header *hb = stomp_header_get(f, "heart-beat");
     if (hb && stomp_parse_heartbeat(hb->value, &cx, &cy) != 0) {

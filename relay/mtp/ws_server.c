@@ -18,6 +18,7 @@
 #include "relay/mtp/ws_codec.h"
 #include "relay/mtp/ws_session.h"
 #include "relay/relay.h"
+#include "relay/tls.h"
 #include "relay/worker.h"
 
 #define WS_PROTOCOL_USP "v1.usp"
@@ -183,7 +184,8 @@ struct conn *ws_conn_new(struct worker *w, int fd, const struct listener_cfg *lc
     }
     /* Adopted without our session first: callbacks during adoption find none and
      * leave the socket alone; a wsi that then gets no session is killed. */
-    lws_adopt_desc_t d = {.vh = vh, .type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP,
+    lws_adopt_desc_t d = {.vh = vh,
+                          .type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | LWS_ADOPT_ALLOW_SSL,
                           .fd.sockfd = fd};
     struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&d);
     if (!wsi)
@@ -207,6 +209,7 @@ static const char *status_phrase(unsigned status)
     switch (status) {
     case 400: return "Bad Request";
     case 404: return "Not Found";
+    case 403: return "Forbidden";
     case 409: return "Conflict";
     case 426: return "Upgrade Required";
     default: return "Internal Server Error";
@@ -232,7 +235,8 @@ static int refuse(struct ws_session *s, unsigned status, const char *reason)
                      status == 426 ? "Upgrade: websocket\r\n" : "", reason);
     if (n > 0 && (size_t)n < sizeof buf - LWS_PRE)
         lws_write(s->wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
-    conn_abort(&s->c, status == HTTP_STATUS_CONFLICT   ? CLOSE_DUPLICATE
+    conn_abort(&s->c, status == HTTP_STATUS_CONFLICT    ? CLOSE_DUPLICATE
+                      : status == HTTP_STATUS_FORBIDDEN ? CLOSE_AUTH
                       : status >= 500                   ? CLOSE_NO_MEMORY
                                                         : CLOSE_PROTOCOL);
     return -1;
@@ -334,14 +338,28 @@ static int confirm_upgrade(struct ws_session *s)
     long ql = query_eid(wsi, eid, sizeof eid);
     if (ql < 0)
         return refuse(s, HTTP_STATUS_BAD_REQUEST, "more than one eid, or eid too long");
+    const char *declared = eid;
     if (ql > 0) {
         eid_len = (size_t)ql;
     } else if (has_ext_eid) {
         memcpy(eid, ext_eid, ext_len + 1);
         eid_len = ext_len;
     } else {
-        return refuse(s, HTTP_STATUS_BAD_REQUEST, "endpoint ID missing (eid query parameter)");
+        declared = NULL;
     }
+    s->c.ssl = lws_get_ssl(wsi);
+    if (s->c.ssl && (declared || SSL_get0_peer_certificate(s->c.ssl))) {
+        /* With TLS the client certificate names the endpoint, or must vouch for the one
+         * the request names. */
+        char cert_id[TLS_EID_MAX + 1];
+        if (conn_identity(&s->c, declared, eid_len, cert_id, sizeof cert_id) != 0)
+            return refuse(s, HTTP_STATUS_FORBIDDEN, "endpoint ID is not the client certificate's");
+        eid_len = strlen(cert_id);
+        memcpy(eid, cert_id, eid_len + 1);
+        declared = eid;
+    }
+    if (!declared)
+        return refuse(s, HTTP_STATUS_BAD_REQUEST, "endpoint ID missing (eid query parameter)");
     int ec = eid_check(eid, eid_len, cfg->max_endpoint_id_length);
     if (ec != 0) {
         char msg[96];
@@ -450,6 +468,14 @@ static void wsi_gone(struct ws_session *s)
 {
     s->wsi = NULL;
     ws_mqtt_detach(s);
+    if (!s->saw_request && s->c.lcfg->tls.certificate && !(s->c.flags & CONN_CLOSING)) {
+        /* libwebsockets does not say why a TLS handshake failed; that it never got to a
+         * request is what we know. */
+        char d[256];
+        stats_inc(conn_stats(&s->c), STAT_tls_failed);
+        log_info("tls_failed", "%s handshake_done=0 error=\"no request after the TLS handshake "
+                 "began (refused certificate, or the peer left)\"", conn_describe(&s->c, d, sizeof d));
+    }
     if (!(s->c.flags & CONN_CLOSING)) {
         /* libwebsockets hangs up on a peer silent past the Ping and its timeout without
          * telling us why: the silence says it. */
@@ -472,12 +498,28 @@ static void wsi_gone(struct ws_session *s)
     }
 }
 
+/* A TLS vhost's SSL_CTX gets the listener's settings: versions, ciphers, client
+ * certificate verification, CRL (the same code the other MTPs' contexts go through). */
+static int configure_tls(void *ssl_ctx, void *vhost)
+{
+    const struct listener_cfg *l = lws_get_vhost_user(vhost);
+    char err[512];
+    if (!l || tls_server_configure_ctx(&l->tls, ssl_ctx, err, sizeof err) != 0) {
+        log_error("listener_failed", "listener=%s type=websocket error=\"%s\"",
+                  l ? l->name : "?", l ? err : "no listener");
+        return 1;
+    }
+    return 0;
+}
+
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                        size_t len)
 {
     (void)user;
     struct ws_session *s = lws_get_opaque_user_data(wsi);
 
+    if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS)
+        return configure_tls(user, in);
     if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
         struct ws_server *srv = lws_context_user(lws_get_context(wsi));
         if (srv && !srv->done)
@@ -487,6 +529,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     if (!s || s->wsi != wsi)
         return reason == LWS_CALLBACK_HTTP || reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE ? -1 : 0;
 
+    if (reason == LWS_CALLBACK_HTTP || reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE)
+        s->saw_request = 1; /* past TLS, if any */
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         if (strcmp((const char *)in, "websocket") != 0)
@@ -608,7 +652,7 @@ struct ws_server *ws_server_new(struct relay *r, unsigned worker_index)
 
     struct lws_context_creation_info ci;
     memset(&ci, 0, sizeof ci);
-    ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     ci.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     ci.uid = -1;
     ci.gid = -1;
@@ -649,6 +693,14 @@ struct ws_server *ws_server_new(struct relay *r, unsigned worker_index)
         vi.timeout_secs_ah_idle = secs_up(l->limits.handshake_timeout_ms);
         vi.keepalive_timeout = (int)secs_up(l->limits.handshake_timeout_ms);
         vi.retry_and_idle_policy = &v->ping_policy;
+        vi.user = (void *)l;
+        if (l->tls.certificate) {
+            /* libwebsockets loads the certificate; the rest of the listener's TLS settings
+             * are applied in LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS. */
+            vi.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+            vi.ssl_cert_filepath = l->tls.certificate;
+            vi.ssl_private_key_filepath = l->tls.key;
+        }
         v->vh = lws_create_vhost(srv->ctx, &vi);
         if (!v->vh) {
             log_error("listener_failed", "listener=%s type=websocket error=\"vhost not created\"",

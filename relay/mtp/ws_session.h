@@ -37,6 +37,7 @@ struct ws_session {
     const struct ws_controller_path *ctrl; /* the controller the path names, or NULL */
     int offered_ext;                       /* the client offered bbf-usp-protocol */
     char *pending_eid;                     /* checked in the request, bound once upgraded */
+    int saw_request;                       /* an HTTP request arrived (TLS, if any, is up) */
 
     /* Closing: the status and reason the Close frame carries (0: no Close frame). */
     uint16_t close_code;

@@ -13,6 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #define STOMP_L "{ name = \"s\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 61613; }"
 #define UDS_L "{ name = \"u\"; type = \"uds\"; path = \"/tmp/usprelay-test.sock\"; }"
 #define MQTT_L "{ name = \"m\"; type = \"mqtt\"; address = \"127.0.0.1\"; port = 1883; }"
@@ -1678,6 +1683,404 @@ START_TEST(err_ws_port_clash)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ tls */
+
+/* PEM files for the tls group, made once per test case (an unchecked fixture runs in
+ * the parent, before the forked tests). */
+static char t_dir[64], t_ca[128], t_cert[128], t_key[128], t_other[128], t_crl[128],
+    t_junk[128];
+static char g_text[8192];
+
+static EVP_PKEY *t_keygen(void)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    ck_assert_ptr_nonnull(k);
+    return k;
+}
+
+static X509 *t_cert_new(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
+                        int is_ca)
+{
+    X509 *x = X509_new();
+    ck_assert_ptr_nonnull(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), is_ca ? 1 : 2);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 365);
+    X509_set_pubkey(x, key);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
+                               (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(issuer ? issuer : x));
+    X509V3_CTX v;
+    X509V3_set_ctx(&v, issuer ? issuer : x, x, NULL, NULL, 0);
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &v, NID_basic_constraints,
+                                            is_ca ? "critical,CA:TRUE" : "CA:FALSE");
+    ck_assert_ptr_nonnull(e);
+    X509_add_ext(x, e, -1);
+    X509_EXTENSION_free(e);
+    ck_assert_int_gt(X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()), 0);
+    return x;
+}
+
+static FILE *t_open(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    return f;
+}
+
+static void tls_files_setup(void)
+{
+    snprintf(t_dir, sizeof t_dir, "/tmp/usprelay-test-config-tls-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(t_dir));
+    snprintf(t_ca, sizeof t_ca, "%s/ca.pem", t_dir);
+    snprintf(t_cert, sizeof t_cert, "%s/cert.pem", t_dir);
+    snprintf(t_key, sizeof t_key, "%s/key.pem", t_dir);
+    snprintf(t_other, sizeof t_other, "%s/other.pem", t_dir);
+    snprintf(t_crl, sizeof t_crl, "%s/crl.pem", t_dir);
+    snprintf(t_junk, sizeof t_junk, "%s/junk.pem", t_dir);
+
+    EVP_PKEY *ca_key = t_keygen(), *key = t_keygen(), *other = t_keygen();
+    X509 *ca = t_cert_new("Config Test CA", ca_key, NULL, NULL, 1);
+    X509 *cert = t_cert_new("relay.example.com", key, ca, ca_key, 0);
+    X509_CRL *crl = X509_CRL_new();
+    ck_assert_ptr_nonnull(crl);
+    X509_CRL_set_version(crl, 1);
+    X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca));
+    ASN1_TIME *t = X509_gmtime_adj(NULL, 0);
+    X509_CRL_set1_lastUpdate(crl, t);
+    X509_gmtime_adj(t, 86400);
+    X509_CRL_set1_nextUpdate(crl, t);
+    ASN1_TIME_free(t);
+    ck_assert_int_gt(X509_CRL_sign(crl, ca_key, EVP_sha256()), 0);
+
+    FILE *f = t_open(t_ca);
+    PEM_write_X509(f, ca);
+    fclose(f);
+    f = t_open(t_cert);
+    PEM_write_X509(f, cert);
+    fclose(f);
+    f = t_open(t_key);
+    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    f = t_open(t_other);
+    PEM_write_PrivateKey(f, other, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    f = t_open(t_crl);
+    PEM_write_X509_CRL(f, crl);
+    fclose(f);
+    f = t_open(t_junk);
+    fputs("no PEM here\n", f);
+    fclose(f);
+    X509_CRL_free(crl);
+    X509_free(ca);
+    X509_free(cert);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(other);
+}
+
+static void tls_files_teardown(void)
+{
+    const char *const files[] = {t_ca, t_cert, t_key, t_other, t_crl, t_junk};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        unlink(files[i]);
+    rmdir(t_dir);
+}
+
+/* TMPL with @CA@ @CERT@ @KEY@ @OTHER@ @CRL@ @JUNK@ @DIR@ replaced by the files' paths. */
+static const char *tls_text(const char *tmpl)
+{
+    static const struct {
+        const char *token;
+        const char *path;
+    } subs[] = {{"@CA@", t_ca},       {"@CERT@", t_cert}, {"@KEY@", t_key},
+                {"@OTHER@", t_other}, {"@CRL@", t_crl},   {"@JUNK@", t_junk},
+                {"@DIR@", t_dir}};
+    size_t used = 0;
+    for (const char *p = tmpl; *p;) {
+        size_t k, n = sizeof subs / sizeof subs[0];
+        for (k = 0; k < n; k++)
+            if (strncmp(p, subs[k].token, strlen(subs[k].token)) == 0)
+                break;
+        const char *src = k < n ? subs[k].path : p;
+        size_t len = k < n ? strlen(subs[k].path) : 1;
+        ck_assert_uint_lt(used + len, sizeof g_text);
+        memcpy(g_text + used, src, len);
+        used += len;
+        p += k < n ? strlen(subs[k].token) : 1;
+    }
+    g_text[used] = '\0';
+    return g_text;
+}
+
+/* A stomp listener on line 2 whose tls group starts on line 3. */
+#define TLS_HEAD                                                                          \
+    "listeners = (\n  { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 61614;\n"
+#define TLS_PAIR "certificate = \"@CERT@\"; key = \"@KEY@\";"
+
+START_TEST(tls_explicit_values)
+{
+    struct relay_config *cfg = load_ok(tls_text(
+        TLS_HEAD
+        "    tls = { " TLS_PAIR " ca = \"@CA@\"; crl = \"@CRL@\";\n"
+        "            client_certs = \"required\"; min_version = \"1.3\";\n"
+        "            ciphers = \"ECDHE-ECDSA-AES128-GCM-SHA256\";\n"
+        "            ciphersuites = \"TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256\";\n"
+        "            groups = \"X25519:P-256\";\n"
+        "            sni = ( { server_name = \"a.example.org\"; " TLS_PAIR " },\n"
+        "                    { server_name = \"*.Example.net\"; " TLS_PAIR " } );\n"
+        "            cn_map = ( { cn = \"legacy-7\"; endpoint_id = \"self::legacy7\"; } ); }; },\n"
+        "  { name = \"m\"; type = \"mqtt\"; address = \"::1\"; port = 8883;\n"
+        "    tls = { " TLS_PAIR " client_certs = \"optional\"; ca = \"@CA@\"; }; },\n"
+        "  { name = \"w\"; type = \"websocket\"; address = \"::1\"; port = 443;\n"
+        "    tls = { " TLS_PAIR " }; }\n"
+        ");\n"));
+    ck_assert_uint_eq(cfg->n_listeners, 3);
+    const struct tls_cfg *t = &cfg->listeners[0].tls;
+    ck_assert_str_eq(t->certificate, t_cert);
+    ck_assert_str_eq(t->key, t_key);
+    ck_assert_str_eq(t->ca, t_ca);
+    ck_assert_str_eq(t->crl, t_crl);
+    ck_assert_int_eq(t->client_certs, TLS_CLIENT_REQUIRED);
+    ck_assert_int_eq(t->min_version, TLS1_3_VERSION);
+    ck_assert_str_eq(t->ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    ck_assert_str_eq(t->ciphersuites, "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256");
+    ck_assert_str_eq(t->groups, "X25519:P-256");
+    ck_assert_uint_eq(t->n_sni, 2);
+    ck_assert_str_eq(t->sni[0].server_name, "a.example.org");
+    ck_assert_str_eq(t->sni[0].certificate, t_cert);
+    ck_assert_str_eq(t->sni[0].key, t_key);
+    ck_assert_str_eq(t->sni[1].server_name, "*.Example.net");
+    ck_assert_uint_eq(t->n_cn_map, 1);
+    ck_assert_str_eq(t->cn_map[0].cn, "legacy-7");
+    ck_assert_str_eq(t->cn_map[0].endpoint_id, "self::legacy7");
+
+    t = &cfg->listeners[1].tls;
+    ck_assert_str_eq(t->certificate, t_cert);
+    ck_assert_int_eq(t->client_certs, TLS_CLIENT_OPTIONAL);
+    ck_assert_str_eq(t->ca, t_ca);
+    ck_assert_ptr_null(t->crl);
+
+    /* Defaults of a tls group with only the certificate. */
+    t = &cfg->listeners[2].tls;
+    ck_assert_str_eq(t->certificate, t_cert);
+    ck_assert_int_eq(t->client_certs, TLS_CLIENT_NONE);
+    ck_assert_int_eq(t->min_version, TLS1_2_VERSION);
+    ck_assert_ptr_null(t->ca);
+    ck_assert_ptr_null(t->ciphers);
+    ck_assert_ptr_null(t->ciphersuites);
+    ck_assert_ptr_null(t->groups);
+    ck_assert_uint_eq(t->n_sni, 0);
+    ck_assert_ptr_null(t->sni);
+    ck_assert_uint_eq(t->n_cn_map, 0);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(tls_absent_is_plain)
+{
+    struct relay_config *cfg = load_ok("listeners = ( " STOMP_L ", " UDS_L " );\n");
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct tls_cfg *t = &cfg->listeners[i].tls;
+        ck_assert_ptr_null(t->certificate);
+        ck_assert_ptr_null(t->key);
+        ck_assert_int_eq(t->client_certs, TLS_CLIENT_NONE);
+        ck_assert_int_eq(t->min_version, TLS1_2_VERSION);
+    }
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(err_tls_group)
+{
+    expect_one(tls_text("listeners = (\n"
+                        "  { name = \"u\"; type = \"uds\"; path = \"/tmp/x.sock\";\n"
+                        "    tls = { " TLS_PAIR " }; }\n);\n"),
+               3, "listeners[0].tls",
+               "not valid for a uds listener (only for stomp, mqtt and websocket listeners)");
+    expect_one(TLS_HEAD "    tls = \"on\"; }\n);\n", 3, "listeners[0].tls",
+               "expected a group { ... }, found a string");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR "\n      cipher = \"x\"; }; }\n);\n"),
+               4, "listeners[0].tls.cipher", "unknown key (did you mean \"ciphers\"?)");
+
+    /* Both files are required. */
+    struct relay_config *cfg = (struct relay_config *)1;
+    ck_assert_int_eq(load_text(TLS_HEAD "    tls = { }; }\n);\n", &cfg), 2);
+    ck_assert_ptr_null(cfg);
+    assert_error(3, "listeners[0].tls.certificate", "required: the certificate chain (PEM)");
+    assert_error(3, "listeners[0].tls.key", "required: the private key (PEM)");
+    expect_one(tls_text(TLS_HEAD "    tls = { certificate = \"@CERT@\"; }; }\n);\n"), 3,
+               "listeners[0].tls.key", "required");
+    expect_one(tls_text(TLS_HEAD "    tls = { key = \"@KEY@\"; }; }\n);\n"), 3,
+               "listeners[0].tls.certificate", "required");
+}
+END_TEST
+
+START_TEST(err_tls_files)
+{
+    expect_one(tls_text(TLS_HEAD "    tls = { key = \"@KEY@\";\n"
+                                 "      certificate = \"@DIR@/missing.pem\"; }; }\n);\n"),
+               4, "listeners[0].tls.certificate", "/missing.pem\": No such file or directory");
+    expect_one(tls_text(TLS_HEAD "    tls = { key = \"@KEY@\";\n"
+                                 "      certificate = \"@DIR@\"; }; }\n);\n"),
+               4, "listeners[0].tls.certificate", "is not a regular file");
+    expect_one(tls_text(TLS_HEAD "    tls = { key = \"@KEY@\";\n"
+                                 "      certificate = \"\"; }; }\n);\n"),
+               4, "listeners[0].tls.certificate", "must not be empty");
+    expect_one(tls_text(TLS_HEAD "    tls = { key = \"@KEY@\";\n"
+                                 "      certificate = \"@JUNK@\"; }; }\n);\n"),
+               4, "listeners[0].tls.certificate", "cannot load the certificate chain");
+    expect_one(tls_text(TLS_HEAD "    tls = { certificate = \"@CERT@\";\n"
+                                 "      key = \"@OTHER@\"; }; }\n);\n"),
+               4, "listeners[0].tls.key", "does not belong to the certificate");
+    expect_one(tls_text(TLS_HEAD "    tls = { certificate = \"@CERT@\";\n"
+                                 "      key = \"@CERT@\"; }; }\n);\n"),
+               4, "listeners[0].tls.key", "cannot load the private key");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR " client_certs = \"optional\";\n"
+                                 "      ca = \"@DIR@/nope.pem\"; }; }\n);\n"),
+               4, "listeners[0].tls.ca", "No such file or directory");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR " client_certs = \"optional\";\n"
+                                 "      ca = \"@JUNK@\"; }; }\n);\n"),
+               4, "listeners[0].tls.ca", "holds no PEM certificate");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR " client_certs = \"optional\";\n"
+                                 "      ca = \"@CA@\";\n"
+                                 "      crl = \"@CA@\"; }; }\n);\n"),
+               5, "listeners[0].tls.crl", "holds no PEM CRL");
+}
+END_TEST
+
+START_TEST(err_tls_client_certs)
+{
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR "\n"
+                                 "      client_certs = \"required\"; }; }\n);\n"),
+               4, "listeners[0].tls.ca", "required when client_certs is \"required\"");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR "\n"
+                                 "      client_certs = \"maybe\"; }; }\n);\n"),
+               4, "listeners[0].tls.client_certs",
+               "\"maybe\" is not one of: none, optional, required");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR "\n"
+                                 "      ca = \"@CA@\"; }; }\n);\n"),
+               4, "listeners[0].tls.ca", "client_certs is \"none\"");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR "\n"
+                                 "      crl = \"@CRL@\"; }; }\n);\n"),
+               4, "listeners[0].tls.crl", "needs ca");
+}
+END_TEST
+
+START_TEST(err_tls_versions_and_lists)
+{
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR "\n"
+                                 "      min_version = \"1.1\"; }; }\n);\n"),
+               4, "listeners[0].tls.min_version", "\"1.1\" is not one of: 1.2, 1.3");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR "\n"
+                                 "      min_version = 1.3; }; }\n);\n"),
+               4, "listeners[0].tls.min_version", "expected a string, found a float");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR "\n"
+                                 "      ciphers = \"NOPE:ALSO-NOPE\"; }; }\n);\n"),
+               4, "listeners[0].tls.ciphers", "\"NOPE:ALSO-NOPE\" selects no TLS 1.2 cipher");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR "\n"
+                                 "      ciphersuites = \"TLS_AES_128_GCM_SHA256:TLS_X\"; }; }\n"
+                                 ");\n"),
+               4, "listeners[0].tls.ciphersuites", "unknown TLS 1.3 ciphersuite \"TLS_X\"");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR "\n"
+                                 "      groups = \"X25519:P-999\"; }; }\n);\n"),
+               4, "listeners[0].tls.groups", "\"X25519:P-999\" names a group");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR "\n"
+                                 "      ciphersuites = \"\"; }; }\n);\n"),
+               4, "listeners[0].tls.ciphersuites", "must not be empty");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR "\n"
+                                 "      groups = 25519; }; }\n);\n"),
+               4, "listeners[0].tls.groups", "expected a string, found an integer");
+}
+END_TEST
+
+START_TEST(err_tls_sni)
+{
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR "\n"
+                                 "      sni = \"a.example.org\"; }; }\n);\n"),
+               4, "listeners[0].tls.sni", "expected a list ( { server_name = ");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR " sni = (\n"
+                                 "      \"a.example.org\" ); }; }\n);\n"),
+               4, "listeners[0].tls.sni[0]", "expected a group");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR " sni = (\n"
+                                 "      { " TLS_PAIR " } ); }; }\n);\n"),
+               4, "listeners[0].tls.sni[0].server_name", "required");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR " sni = ( { " TLS_PAIR "\n"
+                                 "      server_name = \"a_b.example\"; } ); }; }\n);\n"),
+               4, "listeners[0].tls.sni[0].server_name", "\"a_b.example\" is not a host name");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR " sni = ( { " TLS_PAIR "\n"
+                                 "      server_name = \"*.com\"; } ); }; }\n);\n"),
+               4, "listeners[0].tls.sni[0].server_name", "is not a host name");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR " sni = (\n"
+                                 "      { server_name = \"a.example.org\"; " TLS_PAIR " },\n"
+                                 "      { server_name = \"A.Example.ORG\"; " TLS_PAIR " } );\n"
+                                 "    }; }\n);\n"),
+               5, "listeners[0].tls.sni[1].server_name",
+               "duplicate server name \"A.Example.ORG\" (also listeners[0].tls.sni[0])");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR " sni = (\n"
+                                 "      { server_name = \"a.example.org\";\n"
+                                 "        certificate = \"@CERT@\"; } ); }; }\n);\n"),
+               4, "listeners[0].tls.sni[0].key", "required");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR " sni = (\n"
+                                 "      { server_name = \"a.example.org\";\n"
+                                 "        certificate = \"@CERT@\"; key = \"@OTHER@\"; } );\n"
+                                 "    }; }\n);\n"),
+               5, "listeners[0].tls.sni[0].key", "does not belong");
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR " sni = (\n"
+                                 "      { server_name = \"a.example.org\"; " TLS_PAIR "\n"
+                                 "        servername = \"b\"; } ); }; }\n);\n"),
+               5, "listeners[0].tls.sni[0].servername",
+               "unknown key (did you mean \"server_name\"?)");
+}
+END_TEST
+
+START_TEST(err_tls_cn_map)
+{
+#define CN_HEAD TLS_HEAD "    tls = { " TLS_PAIR " client_certs = \"optional\"; ca = \"@CA@\";\n"
+    expect_one(tls_text(TLS_HEAD "    tls = { " TLS_PAIR "\n"
+                                 "      cn_map = ( { cn = \"x\"; endpoint_id = \"self::x\"; } );"
+                                 " }; }\n);\n"),
+               4, "listeners[0].tls.cn_map", "client_certs is \"none\"");
+    expect_one(tls_text(CN_HEAD "      cn_map = ( { endpoint_id = \"self::x\"; } ); }; }\n);\n"),
+               4, "listeners[0].tls.cn_map[0].cn", "required");
+    expect_one(tls_text(CN_HEAD "      cn_map = ( { cn = \"\"; endpoint_id = \"self::x\"; } );"
+                                " }; }\n);\n"),
+               4, "listeners[0].tls.cn_map[0].cn", "must not be empty");
+    expect_one(tls_text(CN_HEAD "      cn_map = ( { cn = \"x\"; endpoint_id = \"self::x\"; },\n"
+                                "                 { cn = \"x\"; endpoint_id = \"self::y\"; } );"
+                                " }; }\n);\n"),
+               5, "listeners[0].tls.cn_map[1].cn",
+               "duplicate cn \"x\" (also listeners[0].tls.cn_map[0])");
+    expect_one(tls_text(CN_HEAD "      cn_map = ( { cn = \"x\"; endpoint_id = \"nope\"; } );"
+                                " }; }\n);\n"),
+               4, "listeners[0].tls.cn_map[0].endpoint_id", "is not a valid endpoint ID");
+    expect_one(tls_text(CN_HEAD "      cn_map = ( { cn = \"x\"; } ); }; }\n);\n"), 4,
+               "listeners[0].tls.cn_map[0].endpoint_id", "required");
+    expect_one(tls_text(CN_HEAD "      cn_map = ( { cn = \"x\"; endpoint_id = \"self::x\";"
+                                " eid = 1; } ); }; }\n);\n"),
+               4, "listeners[0].tls.cn_map[0].eid", "unknown key");
+    expect_one(tls_text(CN_HEAD "      cn_map = { cn = \"x\"; }; }; }\n);\n"), 4,
+               "listeners[0].tls.cn_map", "expected a list ( { cn = ");
+#undef CN_HEAD
+}
+END_TEST
+
+static TCase *tls_tcase(void)
+{
+    TCase *tc = tcase_create("tls");
+    tcase_add_unchecked_fixture(tc, tls_files_setup, tls_files_teardown);
+    tcase_add_test(tc, tls_explicit_values);
+    tcase_add_test(tc, tls_absent_is_plain);
+    tcase_add_test(tc, err_tls_group);
+    tcase_add_test(tc, err_tls_files);
+    tcase_add_test(tc, err_tls_client_certs);
+    tcase_add_test(tc, err_tls_versions_and_lists);
+    tcase_add_test(tc, err_tls_sni);
+    tcase_add_test(tc, err_tls_cn_map);
+    return tc;
+}
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1738,6 +2141,7 @@ static Suite *config_suite(void)
     tcase_add_test(bad, err_ws_keys_for_other_types);
     tcase_add_test(bad, err_ws_port_clash);
     suite_add_tcase(s, bad);
+    suite_add_tcase(s, tls_tcase());
     return s;
 }
 
