@@ -23,10 +23,13 @@
 
 #include "relay/config_ctx.h"
 #include "relay/passwd.h"
+#include "relay/policy.h"
 
 #define DEFAULT_ENDPOINT_ID "self::usprelay"
 #define MAX_WORKERS 256
 #define MAX_RECORD_SIZE_LIMIT 268435455LL /* 2^28 - 1: well inside every length field */
+#define MAX_CONN_LIMIT 10000000         /* as relay.max_connections */
+#define MAX_ACCEPT_RATE 1000000         /* connections a second: beyond any acceptor */
 
 /* ------------------------------------------------------------------ names */
 
@@ -62,13 +65,15 @@ const char *connect_records_name(enum connect_records_mode m)
 
 /* ------------------------------------------------------------------ groups */
 
-static const char *const top_keys[] = {"relay", "log", "limits", "listeners", NULL};
+static const char *const top_keys[] = {"relay", "log", "limits", "policy", "listeners", NULL};
 static const char *const relay_keys[] = {
     "endpoint_id",     "workers",         "max_endpoint_id_length", "from_id_policy",
     "duplicate_id_policy", "connect_records", "shutdown_timeout",   "max_connections", NULL};
 static const char *const log_keys[] = {"level", NULL};
-static const char *const limits_keys[] = {"max_record_size", "max_unidentified_input",
-                                          "max_output_queue", "handshake_timeout", NULL};
+static const char *const limits_keys[] = {
+    "max_record_size",   "max_unidentified_input",     "max_output_queue",
+    "handshake_timeout", "max_connections_per_source", "accept_rate",
+    "accept_burst",      NULL};
 
 /* Where each limit was set, for the max_output_queue >= max_record_size check. */
 struct limits_seen {
@@ -92,6 +97,11 @@ static void parse_limits(struct config_ctx *c, const config_setting_t *g, const 
     }
     config_get_seconds(c, g, prefix, "handshake_timeout", 0.1, 3600.0,
                        &lim->handshake_timeout_ms);
+    /* 0 turns each of these off; accept_burst 0 means "as many as accept_rate". */
+    config_get_u32(c, g, prefix, "max_connections_per_source", 0, MAX_CONN_LIMIT,
+                   &lim->max_connections_per_source);
+    config_get_u32(c, g, prefix, "accept_rate", 0, MAX_ACCEPT_RATE, &lim->accept_rate);
+    config_get_u32(c, g, prefix, "accept_burst", 0, MAX_ACCEPT_RATE, &lim->accept_burst);
 }
 
 /* A queue must hold at least one Record of the largest size. Checked on the effective
@@ -203,6 +213,7 @@ static void validate(struct config_ctx *c, const config_t *lc, struct relay_conf
     const config_setting_t *lim = config_get_group(c, root, "", "limits");
     if (lim)
         config_parse_limits(c, lim, "limits", &cfg->limits);
+    config_parse_policy(c, root, cfg);
     config_parse_listeners(c, root, cfg);
 }
 
@@ -312,6 +323,7 @@ void config_free(struct relay_config *cfg)
         passwd_free(l->passwd);
     }
     free(cfg->listeners);
+    policy_cfg_free(&cfg->policy);
     free(cfg->endpoint_id);
     free(cfg->path);
     free(cfg);

@@ -32,6 +32,11 @@ struct limits_cfg {
     uint32_t max_unidentified_input; /* input buffered before the endpoint is known */
     uint64_t max_output_queue;       /* queued output bytes per connection */
     uint32_t handshake_timeout_ms;   /* MTP handshake must finish within this */
+    uint32_t max_connections_per_source; /* open connections from one IP address; 0: no
+                                            limit */
+    uint32_t accept_rate;            /* new connections per second a listener accepts
+                                        (token bucket); 0: no limit */
+    uint32_t accept_burst;           /* bucket size of accept_rate; 0: same as accept_rate */
 };
 
 struct stomp_listener_cfg {
@@ -142,6 +147,39 @@ struct listener_cfg {
     struct passwd_db *passwd; /* its contents, loaded with the configuration */
 };
 
+/* Who may send Records to whom (relay.policy): endpoint ID patterns. */
+enum policy_match {
+    POLICY_EXACT,   /* the whole ID */
+    POLICY_PREFIX,  /* "os::00256D-*", "os::*": IDs starting with the part before '*' */
+    POLICY_ANY,     /* "*" */
+};
+
+struct policy_pattern {
+    enum policy_match match;
+    char *text;      /* the ID, or the prefix without its '*'; NULL for POLICY_ANY */
+    size_t len;
+};
+
+/* One rule: Records from FROM to TO are allowed (or denied). First match wins. */
+struct policy_rule {
+    int allow;                       /* 1 allow, 0 deny */
+    struct policy_pattern *from;     /* n_from patterns (any of them) */
+    size_t n_from;
+    struct policy_pattern *to;
+    size_t n_to;
+    int line;                        /* in the config file, for logs */
+};
+
+struct policy_cfg {
+    struct policy_rule *rules;
+    size_t n_rules;
+    int default_allow;               /* when no rule matches; 1 unless configured */
+    struct policy_pattern *controllers; /* declared controllers */
+    size_t n_controllers;
+    int agents_only_to_controllers;  /* a sender that is no controller may only send to
+                                        the declared controllers */
+};
+
 struct relay_config {
     char *path;                     /* the file this was read from */
     char *endpoint_id;              /* the relay's own ID (UDS handshakes) */
@@ -155,6 +193,7 @@ struct relay_config {
                                        from RLIMIT_NOFILE when configured as 0 */
     enum log_level log_level;
     struct limits_cfg limits;       /* defaults for listeners */
+    struct policy_cfg policy;       /* the policy group; no rules: everything allowed */
     struct listener_cfg *listeners;
     size_t n_listeners;
 };

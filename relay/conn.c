@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -16,6 +17,7 @@
 #include "relay/log.h"
 #include "relay/tls.h"
 #include "relay/relay.h"
+#include "relay/src_limit.h"
 #include "relay/worker.h"
 
 /* Flush time for a connection closed for its own reasons (shutdown has its own). */
@@ -212,6 +214,62 @@ static struct conn *conn_alloc(size_t size, const struct conn_ops *ops, struct w
     return c;
 }
 
+/* A refusal by a connection limit: counted always, logged at most once a second per
+ * listener so a storm costs no more than the counter. */
+static void refused(struct conn *c, enum conn_refuse why, enum stats_counter counter,
+                    const char *detail)
+{
+    struct relay *r = c->relay;
+    const struct limits_cfg *l = &c->lcfg->limits;
+    c->refuse = why;
+    if (counter != STAT_COUNT)
+        stats_inc(conn_stats(c), counter);
+    if (!src_limit_log_due(r->src_limit, (size_t)(c->lcfg - r->cfg->listeners), rbuf_now_ns()))
+        return;
+    if (why == CONN_REFUSE_RATE && !detail)
+        log_warn("conn_rejected", "listener=%s peer=%s reason=accept_rate rate=%u burst=%u",
+                 c->lcfg->name, c->peer, l->accept_rate,
+                 l->accept_burst ? l->accept_burst : l->accept_rate);
+    else
+        log_warn("conn_rejected", "listener=%s peer=%s reason=%s limit=%u", c->lcfg->name,
+                 c->peer, detail ? detail : "max_connections_per_source",
+                 l->max_connections_per_source);
+}
+
+void conn_admit(struct conn *c, int fd)
+{
+    struct relay *r = c->relay;
+    const struct limits_cfg *l = &c->lcfg->limits;
+    if (!r->src_limit)
+        return;
+    size_t li = (size_t)(c->lcfg - r->cfg->listeners);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int have = getpeername(fd, (struct sockaddr *)&ss, &sl) == 0;
+    /* A UNIX socket on a TCP listener is the socket pair of an MQTT-over-WebSocket
+     * session: its WebSocket listener admitted it already. */
+    if (have && ss.ss_family == AF_UNIX && c->lcfg->type != LISTENER_UDS)
+        return;
+    if (!src_limit_rate_take(r->src_limit, li, l->accept_rate, l->accept_burst, rbuf_now_ns())) {
+        refused(c, CONN_REFUSE_RATE, STAT_conn_rejected_rate, NULL);
+        return;
+    }
+    if (!l->max_connections_per_source || !have ||
+        src_key_from_sockaddr((struct sockaddr *)&ss, sl, (uint32_t)li, &c->src) != 0)
+        return; /* no limit, a UNIX peer, or a peer already gone (its EOF is next) */
+    switch (src_limit_acquire(r->src_limit, &c->src, l->max_connections_per_source)) {
+    case SRC_LIMIT_OK:
+        c->src_held = 1;
+        break;
+    case SRC_LIMIT_OVER:
+        refused(c, CONN_REFUSE_SOURCE, STAT_conn_rejected_source, NULL);
+        break;
+    default: /* cannot count it: refusing keeps the limit a limit */
+        refused(c, CONN_REFUSE_RATE, STAT_COUNT, "source_table_no_memory");
+        break;
+    }
+}
+
 static void log_open(const struct conn *c)
 {
     char d[256];
@@ -226,7 +284,8 @@ struct conn *conn_create(size_t size, const struct conn_ops *ops, struct worker 
         close(fd);
         return NULL;
     }
-    struct tls_server *ts = c->relay->tls ? c->relay->tls[lcfg - c->relay->cfg->listeners] : NULL;
+    struct tls_server *ts =
+        c->relay->tls ? atomic_load(&c->relay->tls[lcfg - c->relay->cfg->listeners]) : NULL;
     if (ts) {
         /* The bufferevent owns the SSL (and the fd) from here on. */
         SSL *ssl = tls_server_ssl_new(ts);
@@ -267,6 +326,7 @@ struct conn *conn_create(size_t size, const struct conn_ops *ops, struct worker 
     bufferevent_setwatermark(c->bev, EV_READ, 0, input_bound(c));
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    conn_admit(c, fd);
     worker_add_conn(w, c);
     log_open(c);
     return c;
@@ -495,6 +555,8 @@ void conn_free(struct conn *c)
     /* The slot is free before the close is logged: whoever reads the log line may rely
      * on connecting again at once under max_connections. */
     atomic_fetch_sub(&c->relay->live_conns, 1);
+    if (c->src_held)
+        src_limit_release(c->relay->src_limit, &c->src);
     log_info("conn_close", "%s reason=%s records_in=%llu records_out=%llu",
              conn_describe(c, d, sizeof d), close_reason_name(c->close_reason),
              (unsigned long long)c->records_in, (unsigned long long)c->records_out);

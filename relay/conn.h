@@ -22,6 +22,7 @@
 #include "relay/config.h"
 #include "relay/rbuf.h"
 #include "relay/record.h"
+#include "relay/src_limit.h"
 #include "relay/stats.h"
 
 enum mtp_kind { MTP_NONE = 0, MTP_STOMP = 1, MTP_UDS = 2, MTP_MQTT = 3, MTP_WS = 4 };
@@ -96,6 +97,15 @@ struct conn_ops {
 
 #define CONN_MAX_LEARNED 16
 
+/* A connection limit said no to a new connection (struct conn.refuse): the MTP answers
+ * "busy" in its own way (STOMP ERROR at once, MQTT CONNACK to the CONNECT, WebSocket 503
+ * to the request, UDS Error TLV at once) and closes with CLOSE_BUSY. */
+enum conn_refuse {
+    CONN_ADMITTED = 0,
+    CONN_REFUSE_RATE,   /* the listener's accept_rate: MQTT v5 0x89 Server busy */
+    CONN_REFUSE_SOURCE, /* max_connections_per_source: MQTT v5 0x97 Quota exceeded */
+};
+
 struct conn {
     const struct conn_ops *ops;
     struct worker *w;
@@ -123,6 +133,9 @@ struct conn {
     struct conn *table_next; /* worker's id table chain */
     uint64_t records_in, records_out;
     uint32_t warned;         /* drop reasons already logged on this connection */
+    enum conn_refuse refuse; /* set at adoption: answer busy and close */
+    int src_held;            /* counted in the relay's src_limit under src */
+    struct src_key src;
 };
 
 /* Allocate a zeroed session of SIZE bytes (an MTP struct with struct conn first), set
@@ -135,6 +148,12 @@ struct conn *conn_create(size_t size, const struct conn_ops *ops, struct worker 
  * Returns NULL when out of memory. */
 struct conn *conn_create_external(size_t size, const struct conn_ops *ops, struct worker *w,
                                   const struct listener_cfg *lcfg, const char *peer);
+
+/* Apply the listener's accept_rate and max_connections_per_source to C, just created for
+ * the accepted socket FD: counts C against its source address, or sets c->refuse (the
+ * refusal counted and logged). conn_create() calls it; an external transport calls it
+ * once its connection exists. */
+void conn_admit(struct conn *c, int fd);
 
 /* The transport of an external connection is gone: free it now (owner thread). */
 void conn_release(struct conn *c);

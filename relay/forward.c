@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "relay/log.h"
+#include "relay/policy.h"
 #include "relay/relay.h"
 #include "relay/router.h"
 #include "relay/worker.h"
@@ -58,6 +59,14 @@ int forward_record(struct conn *src, struct rbuf *rb, enum router_table hint_tab
     }
     if (h->to_id.len == h->from_id.len && memcmp(h->to_id.ptr, h->from_id.ptr, h->to_id.len) == 0) {
         drop = STAT_drop_self_addressed;
+        goto drop;
+    }
+    /* With from_id_policy log or off the from_id may not be the sender's: then the
+     * connection's own endpoint must be allowed too, so a claimed ID opens nothing. */
+    if (!policy_allows(&r->cfg->policy, h->from_id, h->to_id) ||
+        (!span_eq(h->from_id, src->eid, src->eid_len) &&
+         !policy_allows(&r->cfg->policy, span_from_str(src->eid, src->eid_len), h->to_id))) {
+        drop = STAT_drop_policy;
         goto drop;
     }
     if (router_lookup(r->router, h->to_id, h->from_id, &rt) != 0 &&

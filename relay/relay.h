@@ -15,6 +15,7 @@
 #include "relay/topic_filters.h"
 
 struct auth_limit;
+struct src_limit;
 struct tls_server;
 struct worker;
 struct ws_server;
@@ -28,8 +29,15 @@ struct relay {
     unsigned n_io_workers;       /* libevent workers: the first n_io_workers of workers */
     struct ws_server *ws;        /* WebSocket service thread, NULL without ws listeners */
     struct auth_limit *auth_limit; /* failed logins per source address (all workers) */
-    struct tls_server **tls;     /* per listener (index in cfg->listeners), NULL if plain;
-                                    WebSocket listeners' TLS lives in libwebsockets */
+    struct src_limit *src_limit; /* open connections per source address and accept rate
+                                    per listener (all workers) */
+    /* per listener (index in cfg->listeners), NULL if plain; WebSocket listeners' TLS
+     * lives in libwebsockets. SIGHUP swaps in new ones (atomically: workers read them
+     * when they adopt a socket); replaced ones stay in tls_retired until exit, since
+     * handshakes in progress may still use their SNI contexts. */
+    struct tls_server *_Atomic *tls;
+    struct tls_server **tls_retired;
+    size_t n_retired;
     _Atomic uint64_t next_conn_id;
     _Atomic uint32_t live_conns; /* accepted and not yet freed, against max_connections */
     struct stats acceptor;       /* counters of the accepting thread */

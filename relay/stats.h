@@ -14,6 +14,8 @@
 #define STATS_COUNTERS(X)                                                            \
     X(conn_accepted)          /* connections adopted by a worker */                  \
     X(conn_rejected_limit)    /* accepted and closed at once: max_connections */     \
+    X(conn_rejected_source)   /* refused busy: max_connections_per_source */         \
+    X(conn_rejected_rate)     /* refused busy: the listener's accept_rate */         \
     X(conn_closed)            /* connections freed, any reason */                    \
     X(conn_identified)        /* connections that bound an endpoint ID */            \
     X(conn_refused_duplicate) /* new connection refused: ID already connected */     \
@@ -36,6 +38,7 @@
     X(drop_malformed)         /* Record failed the header scan */                    \
     X(drop_spoofed)           /* from_id is not the connection's endpoint */         \
     X(drop_self_addressed)    /* to_id == from_id */                                 \
+    X(drop_policy)            /* refused by the policy group (policy.h) */           \
     X(drop_no_route)          /* no connected endpoint for to_id */                  \
     X(drop_too_large)         /* above the destination's max_record_size */          \
     X(drop_queue_full)        /* destination's output queue over its bound */        \
@@ -49,6 +52,10 @@ enum stats_counter {
 #undef STATS_ENUM
     STAT_COUNT
 };
+
+/* conn_record_dropped() remembers the drop reasons it has logged for a connection as one
+ * bit each in a uint32_t, from drop_malformed on. */
+_Static_assert(STAT_drop_no_memory - STAT_drop_malformed < 32, "drop reasons fit conn.warned");
 
 struct stats {
     _Atomic uint64_t v[STAT_COUNT];

@@ -22,6 +22,7 @@
 #include "relay/passwd.h"
 #include "relay/relay.h"
 #include "relay/router.h"
+#include "relay/src_limit.h"
 #include "relay/tls.h"
 #include "relay/worker.h"
 
@@ -63,28 +64,32 @@ static sigset_t *stop_signals(sigset_t *set)
     return set;
 }
 
-static void on_hup(evutil_socket_t sig, short what, void *arg)
+/* Append " NAME=V" for counter C to LINE (N bytes used so far, CAP in all). */
+static size_t append_stat(char *line, size_t n, size_t cap, const struct relay *r,
+                          enum stats_counter c)
 {
-    (void)sig;
-    (void)what;
-    (void)arg;
-    /* Until live reload exists, SIGHUP must not do what its default does: kill us. */
-    log_warn("signal", "signal=HUP action=none note=\"configuration reload is not supported "
-             "yet; restart to apply changes\"");
+    int w = snprintf(line + n, cap - n, "%s%s=%llu", n ? " " : "", stats_name(c),
+                     (unsigned long long)relay_stat(r, c));
+    return w < 0 || (size_t)w >= cap - n ? n : n + (size_t)w;
 }
 
 static void log_summary(const struct relay *r)
 {
-    log_info("stopped",
-             "records_in=%llu records_out=%llu drop_no_route=%llu drop_spoofed=%llu "
-             "drop_malformed=%llu drop_queue_full=%llu conn_accepted=%llu",
-             (unsigned long long)relay_stat(r, STAT_records_in),
-             (unsigned long long)relay_stat(r, STAT_records_out),
-             (unsigned long long)relay_stat(r, STAT_drop_no_route),
-             (unsigned long long)relay_stat(r, STAT_drop_spoofed),
-             (unsigned long long)relay_stat(r, STAT_drop_malformed),
-             (unsigned long long)relay_stat(r, STAT_drop_queue_full),
-             (unsigned long long)relay_stat(r, STAT_conn_accepted));
+    /* The main counters always, in this order; any other that moved after them. */
+    static const enum stats_counter always[] = {
+        STAT_records_in,     STAT_records_out,     STAT_drop_no_route, STAT_drop_spoofed,
+        STAT_drop_malformed, STAT_drop_queue_full, STAT_conn_accepted};
+    char line[2048];
+    size_t n = 0, k;
+    for (k = 0; k < sizeof always / sizeof always[0]; k++)
+        n = append_stat(line, n, sizeof line, r, always[k]);
+    for (int c = 0; c < STAT_COUNT; c++) {
+        for (k = 0; k < sizeof always / sizeof always[0] && always[k] != (enum stats_counter)c; k++)
+            ;
+        if (k == sizeof always / sizeof always[0] && relay_stat(r, (enum stats_counter)c))
+            n = append_stat(line, n, sizeof line, r, (enum stats_counter)c);
+    }
+    log_info("stopped", "%s", line);
 }
 
 /* The TLS contexts of the stomp and mqtt listeners (WebSocket ones are libwebsockets'). */
@@ -115,6 +120,45 @@ static void tls_servers_free(struct relay *r)
     for (size_t i = 0; r->tls && i < r->cfg->n_listeners; i++)
         tls_server_free(r->tls[i]);
     free(r->tls);
+    for (size_t i = 0; i < r->n_retired; i++)
+        tls_server_free(r->tls_retired[i]);
+    free(r->tls_retired);
+}
+
+/* SIGHUP: read every stomp/mqtt listener's certificate, key, CA and CRL files again.
+ * New connections get the new material; existing ones keep theirs. A listener whose
+ * files no longer load keeps the old material (logged). */
+static void tls_servers_reload(struct relay *r)
+{
+    const struct relay_config *cfg = r->cfg;
+    char err[512];
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct listener_cfg *l = &cfg->listeners[i];
+        if (!r->tls[i])
+            continue;
+        struct tls_server **ret = realloc(r->tls_retired, (r->n_retired + 1) * sizeof *ret);
+        if (ret)
+            r->tls_retired = ret;
+        struct tls_server *ts = ret ? tls_server_new(&l->tls, err, sizeof err) : NULL;
+        if (!ts) {
+            log_error("tls_reload_failed", "listener=%s error=\"%s\" action=keep_old", l->name,
+                      ret ? err : "out of memory");
+            continue;
+        }
+        r->tls_retired[r->n_retired++] = atomic_exchange(&r->tls[i], ts);
+        log_info("tls_reloaded", "listener=%s certificate=%s", l->name, l->tls.certificate);
+    }
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct relay *r = arg;
+    /* The configuration file itself is not re-read yet; TLS material is. */
+    log_info("signal", "signal=HUP action=tls_reload note=\"certificates, keys, CA and CRL "
+             "files are re-read; other configuration changes need a restart\"");
+    tls_servers_reload(r);
 }
 
 static int run(const struct relay_config *cfg)
@@ -135,9 +179,11 @@ static int run(const struct relay_config *cfg)
     r.router = router_new();
     r.topic_filters = topic_filters_new();
     r.auth_limit = auth_limit_new();
+    /* Entries only for addresses with open connections: never more than max_connections. */
+    r.src_limit = src_limit_new(cfg->max_connections, cfg->n_listeners);
     r.workers = calloc(cfg->workers + 1, sizeof *r.workers);
     base = event_base_new();
-    if (!r.router || !r.topic_filters || !r.auth_limit || !r.workers || !base) {
+    if (!r.router || !r.topic_filters || !r.auth_limit || !r.src_limit || !r.workers || !base) {
         log_error("startup_failed", "reason=no_memory");
         goto out;
     }
@@ -175,7 +221,7 @@ static int run(const struct relay_config *cfg)
     }
     sigterm = evsignal_new(base, SIGTERM, on_stop_signal, base);
     sigint = evsignal_new(base, SIGINT, on_stop_signal, base);
-    sighup = evsignal_new(base, SIGHUP, on_hup, NULL);
+    sighup = evsignal_new(base, SIGHUP, on_hup, &r);
     if (!sigterm || !sigint || !sighup || evsignal_add(sigterm, NULL) != 0 ||
         evsignal_add(sigint, NULL) != 0 || evsignal_add(sighup, NULL) != 0) {
         log_error("startup_failed", "reason=signals");
@@ -207,6 +253,7 @@ out:
     router_free(r.router);
     topic_filters_free(r.topic_filters);
     auth_limit_free(r.auth_limit);
+    src_limit_free(r.src_limit);
     tls_servers_free(&r);
     if (sigterm)
         event_free(sigterm);

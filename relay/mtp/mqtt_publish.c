@@ -218,7 +218,8 @@ static uint8_t puback_reason(int drop)
     switch (drop) {
     case 0: return RC_SUCCESS;
     case STAT_drop_no_route: return RC_NO_SUBSCRIBERS;
-    case STAT_drop_spoofed: return RC_NOT_AUTHORIZED;
+    case STAT_drop_spoofed:
+    case STAT_drop_policy: return RC_NOT_AUTHORIZED;
     case STAT_drop_queue_full: return RC_QUOTA_EXCEEDED;
     default: return RC_UNSPECIFIED;
     }

@@ -263,6 +263,13 @@ static void on_connect(struct mqtt_conn *m, const uint8_t *body, size_t len)
         mqtt_session_error(m, CLOSE_PROTOCOL, RC_MALFORMED, mqtt_err_name(rc));
         return;
     }
+    if (c->refuse) { /* a connection limit refused it at adoption; no login work spent */
+        refuse_connect(m, CLOSE_BUSY,
+                       c->refuse == CONN_REFUSE_SOURCE ? MQTT_RC_QUOTA_EXCEEDED
+                                                       : MQTT_RC_SERVER_BUSY,
+                       MQTT_RC3_SERVER_UNAVAILABLE, "server busy");
+        return;
+    }
     if ((c->lcfg->mqtt.username || c->lcfg->passwd) && !authenticate(m, &ck))
         return;
     if (m->level == 5 && (ck.props.present & (1u << MQTT_P_AUTH_METHOD))) {

@@ -805,5 +805,11 @@ static const struct conn_ops stomp_ops = {
 struct conn *stomp_conn_new(struct worker *w, int fd, const struct listener_cfg *lcfg,
                             const char *peer)
 {
-    return conn_create(sizeof(struct stomp_conn), &stomp_ops, w, lcfg, fd, peer);
+    struct conn *c = conn_create(sizeof(struct stomp_conn), &stomp_ops, w, lcfg, fd, peer);
+    if (c && c->refuse) {
+        /* STOMP allows an ERROR at any time: a refused client learns why before it
+         * has sent anything. */
+        conn_close(c, CLOSE_BUSY, "server busy");
+    }
+    return c;
 }

@@ -222,5 +222,10 @@ static const struct conn_ops uds_ops = {
 struct conn *uds_conn_new(struct worker *w, int fd, const struct listener_cfg *lcfg,
                           const char *peer)
 {
-    return conn_create(sizeof(struct uds_conn), &uds_ops, w, lcfg, fd, peer);
+    struct conn *c = conn_create(sizeof(struct uds_conn), &uds_ops, w, lcfg, fd, peer);
+    if (c && c->refuse) {
+        /* The Error TLV says why; the peer needs no handshake of ours to read it. */
+        conn_close(c, CLOSE_BUSY, "server busy");
+    }
+    return c;
 }

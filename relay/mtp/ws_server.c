@@ -199,6 +199,7 @@ struct conn *ws_conn_new(struct worker *w, int fd, const struct listener_cfg *lc
     s->srv = srv;
     s->wsi = wsi;
     lws_set_opaque_user_data(wsi, s);
+    conn_admit(&s->c, fd); /* a refusal is the 503 answering its request */
     return &s->c;
 }
 
@@ -212,6 +213,7 @@ static const char *status_phrase(unsigned status)
     case 403: return "Forbidden";
     case 409: return "Conflict";
     case 426: return "Upgrade Required";
+    case 503: return "Service Unavailable";
     default: return "Internal Server Error";
     }
 }
@@ -235,10 +237,11 @@ static int refuse(struct ws_session *s, unsigned status, const char *reason)
                      status == 426 ? "Upgrade: websocket\r\n" : "", reason);
     if (n > 0 && (size_t)n < sizeof buf - LWS_PRE)
         lws_write(s->wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
-    conn_abort(&s->c, status == HTTP_STATUS_CONFLICT    ? CLOSE_DUPLICATE
-                      : status == HTTP_STATUS_FORBIDDEN ? CLOSE_AUTH
-                      : status >= 500                   ? CLOSE_NO_MEMORY
-                                                        : CLOSE_PROTOCOL);
+    conn_abort(&s->c, status == HTTP_STATUS_CONFLICT              ? CLOSE_DUPLICATE
+                      : status == HTTP_STATUS_FORBIDDEN           ? CLOSE_AUTH
+                      : status == HTTP_STATUS_SERVICE_UNAVAILABLE ? CLOSE_BUSY
+                      : status >= 500                             ? CLOSE_NO_MEMORY
+                                                                  : CLOSE_PROTOCOL);
     return -1;
 }
 
@@ -529,8 +532,11 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     if (!s || s->wsi != wsi)
         return reason == LWS_CALLBACK_HTTP || reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE ? -1 : 0;
 
-    if (reason == LWS_CALLBACK_HTTP || reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE)
+    if (reason == LWS_CALLBACK_HTTP || reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE) {
         s->saw_request = 1; /* past TLS, if any */
+        if (s->c.refuse)
+            return refuse(s, HTTP_STATUS_SERVICE_UNAVAILABLE, "server busy");
+    }
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         if (strcmp((const char *)in, "websocket") != 0)

@@ -17,6 +17,9 @@ Client helpers on Relay (closed at teardown): stomp_client/stomp_endpoint,
 uds_client/uds_endpoint, mqtt_client/mqtt_endpoint (raw uspwire.MqttClient, v5 or 3.1.1),
 ws_client/ws_endpoint (raw uspwire.WsClient), and probe(tag, kinds) -> Probe: endpoints
 whose check() shows the relay still serves others after a test abused it.
+TLS: the client helpers take ssl_context= / server_hostname= (uspwire.tcp_connect) and
+port= for a TLS listener added with extra_listeners; Relay.port_of(name) gives the port
+of any listener by name.
 
 Default config: relay.endpoint_id "self::usprelay", workers 2, shutdown_timeout 2 s, log
 level info; four listeners on fresh resources:
@@ -30,6 +33,7 @@ level info; four listeners on fresh resources:
 Overrides (dicts merged key by key; a value None deletes the key; a nested dict is a
 group, e.g. stomp={"limits": {"max_record_size": 1024}}):
   relay={...} log={...} limits={...} stomp={...} uds={...} uds_ctrl={...} mqtt={...} ws={...}
+  policy={...}                     the top-level policy group, written as given
   extra_listeners=[{...}, ...]     appended as given (name/type/... all yours)
   listeners=[...]                  replaces the four defaults entirely
   args=[...]                       extra command-line arguments (e.g. ["-d"])
@@ -156,7 +160,7 @@ def default_ws_listener(port):
 
 def write_config(path, sock_dir, *, tag="", relay=None, log=None, limits=None, stomp=None,
                  uds=None, uds_ctrl=None, mqtt=None, ws=None, extra_listeners=(),
-                 listeners=None):
+                 listeners=None, policy=None):
     """Write a config to PATH (sockets in SOCK_DIR, named with TAG) and return a
     ConfigInfo."""
     port = free_port()
@@ -173,6 +177,7 @@ def write_config(path, sock_dir, *, tag="", relay=None, log=None, limits=None, s
                         relay),
         "log": _merge({"level": "info"}, log),
         "limits": _merge({}, limits) if limits else None,
+        "policy": policy,
     }
     if listeners is None:
         listeners = [
@@ -359,14 +364,26 @@ class Relay:
         self._clients.append(client)
         return client
 
-    def stomp_client(self, timeout=5.0, port=None):
-        """A raw StompClient connected (TCP only) to the STOMP listener."""
-        return self.track(uspwire.StompClient(port or self.stomp_port, timeout=timeout))
+    def port_of(self, name):
+        """The port of the listener called NAME (e.g. a TLS one from extra_listeners)."""
+        for lst in self.info.sections["listeners"]:
+            if lst.get("name") == name:
+                return lst["port"]
+        raise AssertionError("this relay has no listener %r" % name)
 
-    def stomp_endpoint(self, eid, subscribe=True, port=None, **connect_kw):
+    def stomp_client(self, timeout=5.0, port=None, ssl_context=None, server_hostname=None):
+        """A raw StompClient connected (TCP, or TLS with SSL_CONTEXT) to the STOMP
+        listener (or PORT)."""
+        return self.track(uspwire.StompClient(port or self.stomp_port, timeout=timeout,
+                                              ssl_context=ssl_context,
+                                              server_hostname=server_hostname))
+
+    def stomp_endpoint(self, eid, subscribe=True, port=None, ssl_context=None,
+                       server_hostname=None, **connect_kw):
         """A StompClient that has CONNECTed as EID and (by default) SUBSCRIBEd to its
         subscribe-dest, the SUBSCRIBE confirmed by a RECEIPT."""
-        c = self.stomp_client(port=port)
+        c = self.stomp_client(port=port, ssl_context=ssl_context,
+                              server_hostname=server_hostname)
         c.connect(eid, **connect_kw)
         if subscribe:
             c.subscribe()
@@ -385,18 +402,22 @@ class Relay:
             assert peer == expect_peer
         return c
 
-    def mqtt_client(self, timeout=5.0, port=None, level=5):
-        """A raw MqttClient connected (TCP only) to the MQTT listener."""
+    def mqtt_client(self, timeout=5.0, port=None, level=5, ssl_context=None,
+                    server_hostname=None):
+        """A raw MqttClient connected (TCP, or TLS with SSL_CONTEXT) to the MQTT
+        listener (or PORT)."""
         return self.track(uspwire.MqttClient(port or self.mqtt_port, timeout=timeout,
-                                             level=level))
+                                             level=level, ssl_context=ssl_context,
+                                             server_hostname=server_hostname))
 
     def mqtt_endpoint(self, eid, *, level=5, client_id=None, subscribe=True, qos=1,
-                      port=None, **connect_kw):
+                      port=None, ssl_context=None, server_hostname=None, **connect_kw):
         """A MqttClient CONNECTed as EID (v5: user property usp-endpoint-id, client id
         empty unless CLIENT_ID; 3.1.1: client id = CLIENT_ID or EID) and, by default,
         SUBSCRIBEd with QOS to its topic (v5: CONNACK subscribe-topic; 3.1.1: the
         default-template topic + "/#", as obuspa does), the SUBACK checked."""
-        c = self.mqtt_client(port=port, level=level)
+        c = self.mqtt_client(port=port, level=level, ssl_context=ssl_context,
+                             server_hostname=server_hostname)
         if level == 5:
             c.connect(client_id or "", eid=eid, **connect_kw)
         else:

@@ -14,6 +14,10 @@ Everything a test needs to talk to a real relay, in pure Python and blocking soc
   that answers and records Pings and reports every frame it got), ``WsStream`` (a
   socket-like byte stream over its binary messages, for MQTT over WebSocket) and the frame
   codec under it (``ws_frame``, ``ws_parse_frame``).
+* TLS: ``StompClient``, ``MqttClient`` and ``WsClient`` take ``ssl_context=`` (an
+  ``ssl.SSLContext``; the socket is wrapped and the handshake done before the MTP speaks)
+  and ``server_hostname=`` (SNI and the name checked; default the host). A TLS alert or
+  error while reading reads as ``Closed``, the ``ssl.SSLError`` kept in ``.ssl_error``.
 * ``MqttClient``: a raw MQTT 3.1.1 / 5.0 client (CONNECT with any flags, will and v5
   properties incl. user properties; SUBSCRIBE/UNSUBSCRIBE; PUBLISH QoS 0/1/2 with the
   acks; PINGREQ; a decoder for every server packet), and the packet builders under it
@@ -30,6 +34,7 @@ import dataclasses
 import hashlib
 import os
 import socket
+import ssl
 import struct
 import time
 
@@ -298,6 +303,21 @@ class _Deadline:
         return left
 
 
+def tcp_connect(host, port, timeout, ssl_context=None, server_hostname=None):
+    """A TCP connection to HOST:PORT with TCP_NODELAY; with SSL_CONTEXT wrapped in TLS
+    (handshake done here; SNI and the checked name are SERVER_HOSTNAME, default HOST).
+    Handshake failures raise ssl.SSLError / OSError with the socket closed."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if ssl_context is None:
+        return sock
+    try:
+        return ssl_context.wrap_socket(sock, server_hostname=server_hostname or host)
+    except BaseException:
+        sock.close()
+        raise
+
+
 class _SockClient:
     """Shared socket plumbing: buffered reads with a deadline."""
 
@@ -306,6 +326,12 @@ class _SockClient:
         self.timeout = timeout
         self.buf = bytearray()
         self.eof = False
+        self.ssl_error = None     # the ssl.SSLError that ended a TLS connection, if any
+
+    @property
+    def tls(self):
+        """The ssl.SSLSocket of a TLS connection (None when plain)."""
+        return self.sock if isinstance(self.sock, ssl.SSLSocket) else None
 
     def send_raw(self, data):
         self.sock.sendall(data)
@@ -322,6 +348,12 @@ class _SockClient:
         except (ConnectionResetError, BrokenPipeError) as e:
             self.eof = True
             raise Closed(str(e)) from None
+        except ssl.SSLError as e:
+            # An alert from the relay (e.g. a TLS 1.3 client certificate refused after the
+            # client's side of the handshake finished) ends the connection like an EOF.
+            self.eof = True
+            self.ssl_error = e
+            raise Closed("TLS: %s" % e) from None
         if not chunk:
             self.eof = True
             raise Closed("connection closed")
@@ -426,9 +458,9 @@ class Frame:
 class StompClient(_SockClient):
     """Raw STOMP 1.2 client over TCP. ``heartbeats`` counts the EOLs skipped between frames."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=5.0):
-        sock = socket.create_connection((host, port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, port, host="127.0.0.1", timeout=5.0, *, ssl_context=None,
+                 server_hostname=None):
+        sock = tcp_connect(host, port, timeout, ssl_context, server_hostname)
         super().__init__(sock, timeout)
         self.heartbeats = 0
         self.eid = None
@@ -991,12 +1023,13 @@ class MqttClient(_SockClient):
     reads and decodes what the relay sends. Packet ids for our QoS > 0 PUBLISH /
     SUBSCRIBE come from next_pid()."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=5.0, level=5, sock=None):
+    def __init__(self, port, host="127.0.0.1", timeout=5.0, level=5, sock=None, *,
+                 ssl_context=None, server_hostname=None):
         """SOCK: an already connected socket-like object to run on instead of a new TCP
-        connection to PORT (e.g. a WsStream for MQTT over WebSocket)."""
+        connection to PORT (e.g. a WsStream for MQTT over WebSocket). SSL_CONTEXT: TLS
+        on the new TCP connection (see tcp_connect)."""
         if sock is None:
-            sock = socket.create_connection((host, port), timeout=timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = tcp_connect(host, port, timeout, ssl_context, server_hostname)
         super().__init__(sock, timeout)
         self.level = level
         self.connack = None
@@ -1330,14 +1363,14 @@ class WsClient(_SockClient):
     length); ``last_frame_sizes`` holds the payload sizes of the frames of the last data
     message; ``pings`` / ``pongs`` the payloads of control frames received. Pings are
     answered at once unless AUTO_PONG is False. Reads raise TimeoutError / Closed /
-    WsClosed (a Close frame; answered with a Close unless one was sent already)."""
+    WsClosed (a Close frame; answered with a Close unless one was sent already).
+    SSL_CONTEXT / SERVER_HOSTNAME: wss, see tcp_connect."""
 
     def __init__(self, port, path="/usp", *, host="127.0.0.1", eid=None, query=None,
                  protocols=(WS_SUBPROTOCOL,), ext=False, extra_headers=(), host_header=None,
                  origin=None, plain=False, timeout=5.0, handshake=True, auto_pong=True,
-                 max_message=64 << 20):
-        sock = socket.create_connection((host, port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                 max_message=64 << 20, ssl_context=None, server_hostname=None):
+        sock = tcp_connect(host, port, timeout, ssl_context, server_hostname)
         super().__init__(sock, timeout)
         self.port = port
         self.path = path

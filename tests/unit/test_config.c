@@ -2081,6 +2081,350 @@ static TCase *tls_tcase(void)
     return tc;
 }
 
+/* ------------------------------------------------------------------ connection limits */
+
+START_TEST(conn_limits_default_off)
+{
+    struct relay_config *cfg = load_ok("listeners = ( " STOMP_L ", " UDS_L " );\n");
+    ck_assert_uint_eq(cfg->limits.max_connections_per_source, 0);
+    ck_assert_uint_eq(cfg->limits.accept_rate, 0);
+    ck_assert_uint_eq(cfg->limits.accept_burst, 0);
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        ck_assert_mem_eq(&cfg->listeners[i].limits, &cfg->limits, sizeof cfg->limits);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(conn_limits_override_and_inherit)
+{
+    struct relay_config *cfg = load_ok(
+        "limits = { max_connections_per_source = 4; accept_rate = 10; };\n"
+        "listeners = (\n"
+        "  { name = \"a\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 1000;\n"
+        "    limits = { max_connections_per_source = 0; accept_rate = 100;\n"
+        "               accept_burst = 500; }; },\n"
+        "  { name = \"b\"; type = \"mqtt\"; address = \"127.0.0.1\"; port = 1001;\n"
+        "    limits = { accept_burst = 1000000; }; },\n"
+        "  { name = \"c\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 1002;\n"
+        "    limits = { max_connections_per_source = 10000000; accept_rate = 0; }; },\n"
+        "  { name = \"d\"; type = \"websocket\"; address = \"127.0.0.1\"; port = 1003;\n"
+        "    paths = [ \"/usp\" ]; }\n"
+        ");\n");
+    ck_assert_uint_eq(cfg->limits.max_connections_per_source, 4);
+    ck_assert_uint_eq(cfg->limits.accept_rate, 10);
+    ck_assert_uint_eq(cfg->limits.accept_burst, 0); /* 0: as many as accept_rate */
+    const struct limits_cfg *a = &cfg->listeners[0].limits;
+    ck_assert_uint_eq(a->max_connections_per_source, 0);
+    ck_assert_uint_eq(a->accept_rate, 100);
+    ck_assert_uint_eq(a->accept_burst, 500);
+    ck_assert_uint_eq(a->max_record_size, 5242880); /* the rest inherited */
+    const struct limits_cfg *b = &cfg->listeners[1].limits;
+    ck_assert_uint_eq(b->max_connections_per_source, 4);
+    ck_assert_uint_eq(b->accept_rate, 10);
+    ck_assert_uint_eq(b->accept_burst, 1000000);
+    const struct limits_cfg *c = &cfg->listeners[2].limits;
+    ck_assert_uint_eq(c->max_connections_per_source, 10000000);
+    ck_assert_uint_eq(c->accept_rate, 0);
+    ck_assert_mem_eq(&cfg->listeners[3].limits, &cfg->limits, sizeof cfg->limits);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(err_conn_limits)
+{
+    expect_one("limits = { max_connections_per_source = -1; };\nlisteners = ( " STOMP_L " );\n",
+               1, "limits.max_connections_per_source", "-1 is out of range (0..10000000)");
+    expect_one("limits = { max_connections_per_source = 10000001; };\n"
+               "listeners = ( " STOMP_L " );\n",
+               1, "limits.max_connections_per_source", "out of range");
+    expect_one("limits = { accept_rate = 1000001; };\nlisteners = ( " STOMP_L " );\n", 1,
+               "limits.accept_rate", "1000001 is out of range (0..1000000)");
+    expect_one("limits = { accept_burst = -5; };\nlisteners = ( " STOMP_L " );\n", 1,
+               "limits.accept_burst", "out of range (0..1000000)");
+    expect_one("limits = { accept_rate = \"10\"; };\nlisteners = ( " STOMP_L " );\n", 1,
+               "limits.accept_rate", NULL);
+    expect_one("listeners = (\n"
+               "  { name = \"s\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 1;\n"
+               "    limits = { accept_burst = 2000000; }; } );\n",
+               3, "listeners[0].limits.accept_burst", "out of range");
+    expect_one("listeners = (\n"
+               "  { name = \"s\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 1;\n"
+               "    limits = { accept_rates = 2; }; } );\n",
+               3, "listeners[0].limits.accept_rates", "did you mean \"accept_rate\"");
+}
+END_TEST
+
+static TCase *conn_limits_tcase(void)
+{
+    TCase *tc = tcase_create("conn_limits");
+    tcase_add_test(tc, conn_limits_default_off);
+    tcase_add_test(tc, conn_limits_override_and_inherit);
+    tcase_add_test(tc, err_conn_limits);
+    return tc;
+}
+
+/* ------------------------------------------------------------------ policy group */
+
+#define POLICY_LISTENERS "listeners = ( " STOMP_L " );\n"
+
+START_TEST(policy_absent_allows_all)
+{
+    struct relay_config *cfg = load_ok(POLICY_LISTENERS);
+    ck_assert_int_eq(cfg->policy.default_allow, 1);
+    ck_assert_uint_eq(cfg->policy.n_rules, 0);
+    ck_assert_uint_eq(cfg->policy.n_controllers, 0);
+    ck_assert_int_eq(cfg->policy.agents_only_to_controllers, 0);
+    config_free(cfg);
+    cfg = load_ok("policy = { };\n" POLICY_LISTENERS);
+    ck_assert_int_eq(cfg->policy.default_allow, 1);
+    ck_assert_uint_eq(cfg->policy.n_rules, 0);
+    config_free(cfg);
+}
+END_TEST
+
+static void assert_pattern(const struct policy_pattern *p, enum policy_match m,
+                           const char *text)
+{
+    ck_assert_int_eq(p->match, m);
+    if (!text) {
+        ck_assert_ptr_null(p->text);
+        return;
+    }
+    ck_assert_str_eq(p->text, text);
+    ck_assert_uint_eq(p->len, strlen(text));
+}
+
+START_TEST(policy_full_example)
+{
+    struct relay_config *cfg = load_ok(
+        "policy = {\n"
+        "  default = \"deny\";\n"
+        "  controllers = [ \"self::usp-controller\", \"oui:00256D:ctrl-*\" ];\n"
+        "  agents_only_to_controllers = true;\n"
+        "  rules = (\n"
+        "    { action = \"deny\";  from = [ \"os::*\" ]; to = [ \"os::*\" ]; },\n"
+        "    { action = \"allow\"; from = [ \"self::usp-controller\" ];\n"
+        "      to = ( \"os::00256D-*\", \"*\", \"os::00256D-0001\" ); }\n"
+        "  );\n"
+        "};\n" POLICY_LISTENERS);
+    const struct policy_cfg *p = &cfg->policy;
+    ck_assert_int_eq(p->default_allow, 0);
+    ck_assert_int_eq(p->agents_only_to_controllers, 1);
+    ck_assert_uint_eq(p->n_controllers, 2);
+    assert_pattern(&p->controllers[0], POLICY_EXACT, "self::usp-controller");
+    assert_pattern(&p->controllers[1], POLICY_PREFIX, "oui:00256D:ctrl-");
+    ck_assert_uint_eq(p->n_rules, 2);
+    ck_assert_int_eq(p->rules[0].allow, 0);
+    ck_assert_int_eq(p->rules[0].line, 6);
+    ck_assert_uint_eq(p->rules[0].n_from, 1);
+    assert_pattern(&p->rules[0].from[0], POLICY_PREFIX, "os::");
+    ck_assert_uint_eq(p->rules[0].n_to, 1);
+    assert_pattern(&p->rules[0].to[0], POLICY_PREFIX, "os::");
+    ck_assert_int_eq(p->rules[1].allow, 1);
+    ck_assert_int_eq(p->rules[1].line, 7);
+    ck_assert_uint_eq(p->rules[1].n_from, 1);
+    assert_pattern(&p->rules[1].from[0], POLICY_EXACT, "self::usp-controller");
+    ck_assert_uint_eq(p->rules[1].n_to, 3);
+    assert_pattern(&p->rules[1].to[0], POLICY_PREFIX, "os::00256D-");
+    assert_pattern(&p->rules[1].to[1], POLICY_ANY, NULL);
+    assert_pattern(&p->rules[1].to[2], POLICY_EXACT, "os::00256D-0001");
+    config_free(cfg);
+}
+END_TEST
+
+/* Patterns every scheme rule allows, at the bounds: a prefix as long as the maximum ID,
+ * one cut inside a %HH escape, scheme-only and partial-authority prefixes. */
+START_TEST(policy_pattern_bounds_ok)
+{
+    struct relay_config *cfg = load_ok(
+        "relay = { max_endpoint_id_length = 32; };\n"
+        "policy = { controllers = [ \"self::01234567890123456789012345*\", \"os::a%4*\",\n"
+        "  \"oui*\", \"oui:0025*\", \"x-1:*\", \"self::a%41\" ]; };\n" POLICY_LISTENERS);
+    ck_assert_uint_eq(cfg->policy.n_controllers, 6);
+    ck_assert_uint_eq(cfg->policy.controllers[0].len, 32);
+    assert_pattern(&cfg->policy.controllers[1], POLICY_PREFIX, "os::a%4");
+    assert_pattern(&cfg->policy.controllers[2], POLICY_PREFIX, "oui");
+    assert_pattern(&cfg->policy.controllers[5], POLICY_EXACT, "self::a%41");
+    config_free(cfg);
+}
+END_TEST
+
+/* One bad controllers entry: the error is at line 2, policy.controllers[1]. */
+static void expect_bad_controller(const char *pattern, const char *frag)
+{
+    char text[512];
+    snprintf(text, sizeof text,
+             "policy = {\n  controllers = [ \"self::ok\", \"%s\" ];\n};\n" POLICY_LISTENERS,
+             pattern);
+    expect_one(text, 2, "policy.controllers[1]", frag);
+}
+
+START_TEST(err_policy_patterns)
+{
+    expect_bad_controller("self::a:b", "\"self::a:b\" is not a valid endpoint ID (shape); "
+                                       "end it with '*'");
+    expect_bad_controller("oui:12:x", "is not a valid endpoint ID (authority)");
+    expect_bad_controller("", "is not a valid endpoint ID (empty)");
+    expect_bad_controller("os::*x", "'*' may only end a pattern");
+    expect_bad_controller("**", "'*' may only end a pattern");
+    expect_bad_controller("os::a b*", "may contain only characters of endpoint IDs");
+    expect_bad_controller("a:b:c:*", "more than two ':'");
+    expect_bad_controller(":x*", "empty authority-scheme");
+    expect_bad_controller("OS::*", "authority-scheme may contain only a-z 0-9 and '-'");
+    expect_bad_controller("oui:0025:*", "does not start a valid endpoint ID (authority)");
+    expect_bad_controller("os:x:*", "does not start a valid endpoint ID (authority)");
+    expect_bad_controller("os::a%zz*", "'%' not followed by two hex digits");
+    expect_bad_controller("os::a%4z*", "'%' not followed by two hex digits");
+    expect_one("relay = { max_endpoint_id_length = 32; };\n"
+               "policy = { controllers = [ \"self::012345678901234567890123456*\" ]; };\n"
+               POLICY_LISTENERS,
+               2, "policy.controllers[0]", "longer than relay.max_endpoint_id_length");
+    expect_one("relay = { max_endpoint_id_length = 32; };\n"
+               "policy = { controllers = [ \"self::012345678901234567890123456\" ]; };\n"
+               POLICY_LISTENERS,
+               2, "policy.controllers[0]", "(too_long)");
+    expect_one("policy = {\n  controllers = ( \"self::a\", 7 );\n};\n" POLICY_LISTENERS, 2,
+               "policy.controllers[1]", "expected a string, found an integer");
+    expect_one("policy = {\n  controllers = [ \"self::a\\x00b\" ];\n};\n" POLICY_LISTENERS, 2,
+               "policy.controllers", "\\x00");
+}
+END_TEST
+
+START_TEST(err_policy_group)
+{
+    expect_one("policy = [ \"os::*\" ];\n" POLICY_LISTENERS, 1, "policy",
+               "expected a group { ... }, found an array");
+    expect_one("policy = {\n  defualt = \"deny\";\n};\n" POLICY_LISTENERS, 2, "policy.defualt",
+               "unknown key (did you mean \"default\"?)");
+    expect_one("policy = {\n  default = \"reject\";\n};\n" POLICY_LISTENERS, 2,
+               "policy.default", "\"reject\" is not one of: deny, allow");
+    expect_one("policy = {\n  default = true;\n};\n" POLICY_LISTENERS, 2, "policy.default",
+               "expected a string");
+    expect_one("policy = {\n  controllers = \"self::a\";\n};\n" POLICY_LISTENERS, 2,
+               "policy.controllers", "expected a list of endpoint ID patterns");
+    expect_one("policy = {\n  agents_only_to_controllers = 1;\n};\n" POLICY_LISTENERS, 2,
+               "policy.agents_only_to_controllers", "expected true or false");
+    expect_one("policy = {\n  agents_only_to_controllers = true;\n};\n" POLICY_LISTENERS, 2,
+               "policy.agents_only_to_controllers", "true needs the controllers declared");
+    expect_one("policy = {\n  controllers = [ ];\n  agents_only_to_controllers = true;\n};\n"
+               POLICY_LISTENERS, 3, "policy.agents_only_to_controllers", "with none");
+    /* A bad controllers list is reported once, not again as "no controllers". */
+    expect_one("policy = {\n  controllers = [ \"bad\" ];\n  agents_only_to_controllers = "
+               "true;\n};\n" POLICY_LISTENERS, 2, "policy.controllers[0]", "shape");
+    /* false needs nothing. */
+    struct relay_config *cfg =
+        load_ok("policy = { agents_only_to_controllers = false; };\n" POLICY_LISTENERS);
+    ck_assert_int_eq(cfg->policy.agents_only_to_controllers, 0);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(err_policy_rules)
+{
+    expect_one("policy = {\n  rules = { action = \"deny\"; };\n};\n" POLICY_LISTENERS, 2,
+               "policy.rules", "expected a list ( { action = ");
+    expect_one("policy = {\n  rules = ( { action = \"deny\"; from = [ \"*\" ]; to = [ \"*\" ]; "
+               "},\n    \"deny\" );\n};\n" POLICY_LISTENERS,
+               3, "policy.rules[1]", "expected a group { action = ");
+    expect_one("policy = { rules = (\n  { action = \"permit\"; from = [ \"*\" ]; to = [ \"*\" "
+               "]; } ); };\n" POLICY_LISTENERS,
+               2, "policy.rules[0].action", "\"permit\" is not one of: deny, allow");
+    expect_one("policy = { rules = (\n  { action = \"deny\"; from = [ ]; to = [ \"*\" ]; } ); "
+               "};\n" POLICY_LISTENERS,
+               2, "policy.rules[0].from", "must list at least one pattern");
+    expect_one("policy = { rules = (\n  { action = \"deny\"; from = [ \"*\" ];\n"
+               "    to = [ \"os::*\", \"os::a b\" ]; } ); };\n" POLICY_LISTENERS,
+               3, "policy.rules[0].to[1]", "is not a valid endpoint ID");
+    expect_one("policy = { rules = (\n  { action = \"deny\"; from = \"*\"; to = [ \"*\" ]; } ); "
+               "};\n" POLICY_LISTENERS,
+               2, "policy.rules[0].from", "found a string");
+
+    /* Everything a rule needs, missing; and a misspelt key. */
+    struct relay_config *cfg = (struct relay_config *)1;
+    ck_assert_int_eq(load_text("policy = { rules = (\n  { action = \"deny\"; from = [ \"*\" ]; "
+                               "to = [ \"*\" ]; },\n  { },\n"
+                               "  { action = \"allow\"; from = [ \"*\" ]; too = [ \"*\" ]; }\n"
+                               "); };\n" POLICY_LISTENERS,
+                               &cfg),
+                     5);
+    ck_assert_ptr_null(cfg);
+    assert_error(3, "policy.rules[1].action", "required: \"allow\" or \"deny\"");
+    assert_error(3, "policy.rules[1].from", "required: a list of endpoint ID patterns");
+    assert_error(3, "policy.rules[1].to", "required");
+    assert_error(4, "policy.rules[2].too", "unknown key (did you mean \"to\"?)");
+    assert_error(4, "policy.rules[2].to", "required");
+}
+END_TEST
+
+/* A list of N copies of ITEM, separated by ", ", into a fresh string (free it). */
+static char *repeat(const char *item, int n)
+{
+    size_t il = strlen(item);
+    char *s = malloc((size_t)n * (il + 2) + 1);
+    ck_assert_ptr_nonnull(s);
+    char *w = s;
+    for (int i = 0; i < n; i++) {
+        if (i) {
+            memcpy(w, ", ", 2);
+            w += 2;
+        }
+        memcpy(w, item, il);
+        w += il;
+    }
+    *w = '\0';
+    return s;
+}
+
+START_TEST(policy_bounds)
+{
+    const char *rule = "{ action = \"deny\"; from = [ \"os::*\" ]; to = [ \"*\" ]; }";
+    for (int n = 1024; n <= 1025; n++) {
+        char *pats = repeat("\"os::*\"", n == 1024 ? 256 : 257);
+        char *rules = repeat(rule, n);
+        size_t cap = strlen(pats) + strlen(rules) + 256;
+        char *text = malloc(cap);
+        ck_assert_ptr_nonnull(text);
+        snprintf(text, cap, "policy = {\n  controllers = [ %s ];\n  rules = ( %s );\n};\n"
+                            POLICY_LISTENERS, pats, rules);
+        if (n == 1024) {
+            struct relay_config *cfg = load_ok(text);
+            ck_assert_uint_eq(cfg->policy.n_controllers, 256);
+            ck_assert_uint_eq(cfg->policy.n_rules, 1024);
+            config_free(cfg);
+        } else {
+            struct relay_config *cfg = (struct relay_config *)1;
+            ck_assert_int_eq(load_text(text, &cfg), 2);
+            assert_error(2, "policy.controllers", "257 patterns, at most 256 are allowed");
+            assert_error(3, "policy.rules", "1025 rules, at most 1024 are allowed");
+        }
+        free(text);
+        free(rules);
+        free(pats);
+    }
+}
+END_TEST
+
+START_TEST(err_policy_unknown_top_level)
+{
+    expect_one(POLICY_LISTENERS "polcy = { };\n", 2, "polcy",
+               "unknown key (did you mean \"policy\"?)");
+}
+END_TEST
+
+static TCase *policy_tcase(void)
+{
+    TCase *tc = tcase_create("policy");
+    tcase_add_test(tc, policy_absent_allows_all);
+    tcase_add_test(tc, policy_full_example);
+    tcase_add_test(tc, policy_pattern_bounds_ok);
+    tcase_add_test(tc, err_policy_patterns);
+    tcase_add_test(tc, err_policy_group);
+    tcase_add_test(tc, err_policy_rules);
+    tcase_add_test(tc, policy_bounds);
+    tcase_add_test(tc, err_policy_unknown_top_level);
+    return tc;
+}
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -2142,6 +2486,8 @@ static Suite *config_suite(void)
     tcase_add_test(bad, err_ws_port_clash);
     suite_add_tcase(s, bad);
     suite_add_tcase(s, tls_tcase());
+    suite_add_tcase(s, conn_limits_tcase());
+    suite_add_tcase(s, policy_tcase());
     return s;
 }
 
