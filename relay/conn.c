@@ -286,6 +286,11 @@ struct conn *conn_create(size_t size, const struct conn_ops *ops, struct worker 
     }
     struct tls_server *ts =
         c->relay->tls ? atomic_load(&c->relay->tls[lcfg - c->relay->cfg->listeners]) : NULL;
+    struct sockaddr_storage local;
+    socklen_t local_len = sizeof local;
+    if (ts && getsockname(fd, (struct sockaddr *)&local, &local_len) == 0 &&
+        local.ss_family == AF_UNIX)
+        ts = NULL; /* the socket pair of an MQTT-over-WebSocket session: TLS ended there */
     if (ts) {
         /* The bufferevent owns the SSL (and the fd) from here on. */
         SSL *ssl = tls_server_ssl_new(ts);
@@ -351,6 +356,19 @@ void conn_release(struct conn *c)
     stats_inc(worker_stats(w), STAT_conn_closed);
 }
 
+/* The identity rule of tls_identity_check for IDs a certificate verified on another
+ * connection vouches for (IDS: "a\0b\0\0", never empty). */
+static enum tls_identity vouched_identity(const char *ids, const char *declared, char *out,
+                                          size_t cap)
+{
+    const char *pick = ids;
+    for (const char *p = ids; declared && *p; p += strlen(p) + 1)
+        if (strcmp(p, declared) == 0)
+            pick = p;
+    snprintf(out, cap, "%s", pick);
+    return !declared || strcmp(pick, declared) == 0 ? TLS_ID_CERT : TLS_ID_MISMATCH;
+}
+
 int conn_identity(struct conn *c, const char *declared, size_t len, char *out, size_t cap)
 {
     char d[256], dec[4200];
@@ -362,8 +380,12 @@ int conn_identity(struct conn *c, const char *declared, size_t len, char *out, s
     }
     if (cap)
         out[0] = '\0';
-    enum tls_identity r = tls_identity_check(&c->lcfg->tls, c->ssl, declared ? dec : NULL,
-                                             c->relay->cfg->max_endpoint_id_length, out, cap);
+    enum tls_identity r;
+    if (!c->ssl && c->cert_ids)
+        r = vouched_identity(c->cert_ids, declared ? dec : NULL, out, cap);
+    else
+        r = tls_identity_check(&c->lcfg->tls, c->ssl, declared ? dec : NULL,
+                               c->relay->cfg->max_endpoint_id_length, out, cap);
     if (r >= 0)
         return 0;
     char id[160], said[160];
@@ -571,6 +593,7 @@ void conn_free(struct conn *c)
         bufferevent_free(c->bev);
     free(c->eid);
     free(c->route_peer);
+    free(c->cert_ids);
     free(c);
 }
 

@@ -114,6 +114,8 @@ struct conn {
     uint64_t id;
     struct bufferevent *bev;
     struct ssl_st *ssl;      /* TLS session (owned by bev or libwebsockets), or NULL */
+    char *cert_ids;          /* IDs a certificate verified on another connection vouches
+                                for ("a\0b\0\0": MQTT over a TLS WebSocket), or NULL */
     unsigned flags;
     enum close_reason close_reason;
     char peer[112];          /* peer address, for logs */

@@ -93,7 +93,7 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     struct worker *w = l->cfg->type == LISTENER_WEBSOCKET
                            ? ws_server_worker(r->ws)
                            : r->workers[l->next_worker++ % r->n_io_workers];
-    worker_post_adopt(w, fd, l->make, l->cfg, peer);
+    worker_post_adopt(w, fd, l->make, l->cfg, peer, NULL);
 }
 
 static void resume_cb(evutil_socket_t fd, short what, void *arg)

@@ -190,7 +190,10 @@ static int configure(const struct tls_cfg *cfg, const char *cert, const char *ke
     int minv = cfg->min_version == TLS1_3_VERSION ? TLS1_3_VERSION : TLS1_2_VERSION;
     if (SSL_CTX_set_min_proto_version(ctx, minv) != 1)
         return fail(err, errlen, "cannot set the minimum TLS version");
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    /* A peer closing TCP without close_notify is an ordinary end of the connection
+     * (most clients do that), not a read error. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
     if (cfg->ciphers && SSL_CTX_set_cipher_list(ctx, cfg->ciphers) != 1)
         return fail(err, errlen, "ciphers %s are not usable", quote(q, cfg->ciphers));

@@ -24,6 +24,7 @@ struct wmsg {
     conn_factory make;
     const struct listener_cfg *lcfg;
     char *peer;
+    char *cert_ids;
 };
 
 struct mailbox {
@@ -251,12 +252,13 @@ void worker_deliver(struct worker *self, struct route rt, struct rbuf *rb, int l
 }
 
 void worker_post_adopt(struct worker *w, int fd, conn_factory make,
-                       const struct listener_cfg *lcfg, const char *peer)
+                       const struct listener_cfg *lcfg, const char *peer, char *cert_ids)
 {
     struct wmsg m = {.kind = WMSG_ADOPT, .fd = fd, .make = make, .lcfg = lcfg,
-                     .peer = strdup(peer)};
+                     .peer = strdup(peer), .cert_ids = cert_ids};
     if (!m.peer || mailbox_post(w, &m) != 0) {
         free(m.peer);
+        free(m.cert_ids);
         close(fd);
         atomic_fetch_sub(&w->relay->live_conns, 1);
         log_warn("accept_dropped", "worker=%u reason=no_memory", w->index);
@@ -322,6 +324,7 @@ static void begin_stop(struct worker *w)
 
 static void handle_msg(struct worker *w, struct wmsg *m)
 {
+    struct conn *c;
     switch (m->kind) {
     case WMSG_DELIVER:
     case WMSG_DELIVER_LEARN:
@@ -331,15 +334,18 @@ static void handle_msg(struct worker *w, struct wmsg *m)
         if (w->stopping) {
             close(m->fd);
             atomic_fetch_sub(&w->relay->live_conns, 1);
-        } else if (m->make(w, m->fd, m->lcfg, m->peer)) {
+        } else if ((c = m->make(w, m->fd, m->lcfg, m->peer))) {
             stats_inc(&w->stats, STAT_conn_accepted);
+            c->cert_ids = m->cert_ids;
+            m->cert_ids = NULL;
         } else {
             atomic_fetch_sub(&w->relay->live_conns, 1); /* the factory closed the fd */
         }
         free(m->peer);
+        free(m->cert_ids);
         break;
     case WMSG_CLOSE: {
-        struct conn *c = worker_find_conn(w, m->conn_id);
+        c = worker_find_conn(w, m->conn_id);
         if (c)
             conn_close(c, m->reason,
                        m->reason == CLOSE_REPLACED ? "endpoint-id taken over by a new connection"
@@ -496,6 +502,7 @@ void worker_free(struct worker *w)
         if (m->kind == WMSG_ADOPT) {
             close(m->fd);
             free(m->peer);
+            free(m->cert_ids);
             atomic_fetch_sub(&w->relay->live_conns, 1);
         }
     }

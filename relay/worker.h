@@ -55,9 +55,11 @@ struct stats *worker_stats(struct worker *w);
 struct relay *worker_relay(struct worker *w);
 size_t worker_conn_count(const struct worker *w);
 
-/* Hand an accepted socket to W (any thread). On failure the fd is closed. */
+/* Hand an accepted socket to W (any thread). On failure the fd is closed. CERT_IDS
+ * (taken over, may be NULL): the endpoint IDs a client certificate verified elsewhere
+ * vouches for, "id\0id\0\0" (MQTT over a TLS WebSocket). */
 void worker_post_adopt(struct worker *w, int fd, conn_factory make,
-                       const struct listener_cfg *lcfg, const char *peer);
+                       const struct listener_cfg *lcfg, const char *peer, char *cert_ids);
 
 /* Close connection CONN_ID on W (any thread). */
 void worker_post_close(struct worker *w, uint64_t conn_id, enum close_reason why);

@@ -334,7 +334,7 @@ static void on_connect(struct mqtt_conn *m, const uint8_t *body, size_t len)
         eid_len = strlen(m->client_id);
     }
     char cert_id[TLS_EID_MAX + 1];
-    if (c->ssl && (eid || SSL_get0_peer_certificate(c->ssl))) {
+    if (c->cert_ids || (c->ssl && (eid || SSL_get0_peer_certificate(c->ssl)))) {
         /* With TLS the client certificate names the endpoint, or must vouch for the one
          * CONNECT names. Without a certificate and without an ID, the first Record's
          * from_id still names it (3.1.1), as on a plain listener. */

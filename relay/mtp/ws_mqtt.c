@@ -81,7 +81,9 @@ int ws_mqtt_start(struct ws_session *s)
     snprintf(peer, sizeof peer, "ws:%s", s->c.peer);
     atomic_fetch_add(&r->live_conns, 1);
     struct worker *w = r->workers[s->c.id % r->n_io_workers];
-    worker_post_adopt(w, sv[0], mqtt_conn_new, ml, peer);
+    /* The MQTT session cannot see this session's certificate: it gets the IDs. */
+    worker_post_adopt(w, sv[0], mqtt_conn_new, ml, peer, s->mqtt_cert_ids);
+    s->mqtt_cert_ids = NULL;
     return 0;
 }
 

@@ -154,6 +154,7 @@ static void ws_destroy(struct conn *c)
     ws_usp_free(s);
     ws_mqtt_free(s);
     free(s->pending_eid);
+    free(s->mqtt_cert_ids);
 }
 
 static const struct conn_ops ws_ops = {
@@ -188,8 +189,19 @@ struct conn *ws_conn_new(struct worker *w, int fd, const struct listener_cfg *lc
                           .type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | LWS_ADOPT_ALLOW_SSL,
                           .fd.sockfd = fd};
     struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&d);
-    if (!wsi)
-        return NULL; /* libwebsockets closed the fd */
+    if (!wsi) { /* libwebsockets closed the fd */
+        /* On a TLS listener that is mostly a handshake that failed at once (a ClientHello
+         * already waiting, e.g. below min_version): say so like any other TLS failure. */
+        if (lcfg->tls.certificate) {
+            stats_inc(worker_stats(w), STAT_tls_failed);
+            log_info("tls_failed", "conn=- mtp=ws listener=%s peer=%s eid=- handshake_done=0 "
+                     "error=\"handshake failed while the connection was adopted\"",
+                     lcfg->name, peer);
+        } else {
+            log_warn("adopt_failed", "listener=%s peer=%s", lcfg->name, peer);
+        }
+        return NULL;
+    }
     struct ws_session *s =
         (struct ws_session *)conn_create_external(sizeof *s, &ws_ops, w, lcfg, peer);
     if (!s) {
@@ -295,6 +307,39 @@ static long query_eid(struct lws *wsi, char *buf, size_t cap)
     return found;
 }
 
+/* The endpoint IDs the verified client certificate of S stands for, "a\0b\0\0" (its SAN
+ * URIs, else its cn_map entry), for the MQTT session behind an MQTT-over-WebSocket one:
+ * that session cannot see the certificate. NULL (logged, counted) when there is none. */
+static char *cert_id_list(struct ws_session *s)
+{
+    enum { MAX_IDS = 8 };
+    const struct relay_config *cfg = s->c.relay->cfg;
+    char (*ids)[TLS_EID_MAX + 1] = malloc(MAX_IDS * sizeof *ids);
+    char *list = NULL;
+    int n = ids ? tls_peer_endpoint_ids(s->c.ssl, ids, MAX_IDS, cfg->max_endpoint_id_length)
+                : -1;
+    const char *mapped = n == 0 ? tls_cn_mapped_id(&s->c.lcfg->tls, s->c.ssl) : NULL;
+    size_t total = 1;
+    for (int i = 0; i < n; i++)
+        total += strlen(ids[i]) + 1;
+    if (mapped)
+        total += strlen(mapped) + 1;
+    if ((n > 0 || mapped) && (list = malloc(total))) {
+        char *p = list;
+        for (int i = 0; i < n; i++)
+            p += strlen(strcpy(p, ids[i])) + 1;
+        if (mapped)
+            p += strlen(strcpy(p, mapped)) + 1;
+        *p = '\0';
+    }
+    free(ids);
+    if (!list) {
+        char out[TLS_EID_MAX + 1];
+        (void)conn_identity(&s->c, NULL, 0, out, sizeof out); /* logs and counts why */
+    }
+    return list;
+}
+
 /* HTTP_CONFIRM_UPGRADE: everything about the request is checked here, so a refusal
  * is a proper HTTP answer rather than a dropped connection. */
 static int confirm_upgrade(struct ws_session *s)
@@ -319,6 +364,10 @@ static int confirm_upgrade(struct ws_session *s)
                                     : "subprotocol v1.usp required");
     if (pick == 1) {
         s->kind = WS_MQTT; /* the MQTT CONNECT names the endpoint */
+        s->c.ssl = lws_get_ssl(wsi);
+        if (s->c.ssl && SSL_get0_peer_certificate(s->c.ssl) && !(s->mqtt_cert_ids =
+                                                                     cert_id_list(s)))
+            return refuse(s, HTTP_STATUS_FORBIDDEN, "the client certificate names no endpoint");
         return 0;
     }
     s->kind = WS_USP;

@@ -38,6 +38,7 @@ struct ws_session {
     int offered_ext;                       /* the client offered bbf-usp-protocol */
     char *pending_eid;                     /* checked in the request, bound once upgraded */
     int saw_request;                       /* an HTTP request arrived (TLS, if any, is up) */
+    char *mqtt_cert_ids;                   /* MQTT: IDs the client certificate stands for */
 
     /* Closing: the status and reason the Close frame carries (0: no Close frame). */
     uint16_t close_code;
