@@ -869,3 +869,35 @@ def test_stomp_py_over_tls(tls_relay, pki, monkeypatch):
     finally:
         if conn.is_connected():
             conn.disconnect()
+
+
+@pytest.mark.parametrize("kind", ["stomp", "mqtt5"])
+def test_sighup_reloads_certificate(tls_relay, pki, tmp_path, kind):
+    """SIGHUP re-reads the certificate files: a connection opened before keeps working,
+    a new one is served the new certificate; a file that no longer loads keeps the old
+    material (tls_reload_failed) and the relay serves on."""
+    import signal
+    cert, key = tmp_path / "relay.pem", tmp_path / "relay.key"
+    shutil.copy(pki.cert("server"), cert)
+    shutil.copy(pki.key("server"), key)
+    relay = tls_relay(certificate=str(cert), key=str(key))
+    peer = plain_endpoint(relay, "stomp", "hup")
+    before = tls_endpoint(relay, pki, kind, "agent", AGENT, check_hostname=False)
+    assert _sans(before) == DEFAULT_SANS
+    # Swap in another certificate and key (the alt one), then reload.
+    shutil.copy(pki.cert("alt"), cert)
+    shutil.copy(pki.key("alt"), key)
+    relay.send_signal(signal.SIGHUP)
+    relay.wait_log(r"event=tls_reloaded listener=%s " % {"stomp": "stomps", "mqtt5": "mqtts"}[kind])
+    exchange(before, peer, "old connection after reload")
+    before.close()
+    after = tls_endpoint(relay, pki, kind, "agent", AGENT, check_hostname=False)
+    assert _sans(after) == ALT_SANS
+    exchange(after, peer, "new connection after reload")
+    after.close()
+    # A broken file: the reload is refused, the alt material stays.
+    cert.write_text("not a certificate\n")
+    relay.send_signal(signal.SIGHUP)
+    relay.wait_log(r"event=tls_reload_failed listener=")
+    again = tls_endpoint(relay, pki, kind, "agent", AGENT, check_hostname=False)
+    assert _sans(again) == ALT_SANS
