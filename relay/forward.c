@@ -63,9 +63,10 @@ int forward_record(struct conn *src, struct rbuf *rb, enum router_table hint_tab
     }
     /* With from_id_policy log or off the from_id may not be the sender's: then the
      * connection's own endpoint must be allowed too, so a claimed ID opens nothing. */
-    if (!policy_allows(&r->cfg->policy, h->from_id, h->to_id) ||
+    const struct policy_cfg *pol = atomic_load_explicit(&r->policy, memory_order_acquire);
+    if (!policy_allows(pol, h->from_id, h->to_id) ||
         (!span_eq(h->from_id, src->eid, src->eid_len) &&
-         !policy_allows(&r->cfg->policy, span_from_str(src->eid, src->eid_len), h->to_id))) {
+         !policy_allows(pol, span_from_str(src->eid, src->eid_len), h->to_id))) {
         drop = STAT_drop_policy;
         goto drop;
     }

@@ -38,6 +38,12 @@ struct relay {
     struct tls_server *_Atomic *tls;
     struct tls_server **tls_retired;
     size_t n_retired;
+    /* The policy in force: cfg->policy at start, a reloaded configuration's after SIGHUP.
+     * Reloaded configurations stay in cfg_retired until exit (Records in flight may be
+     * checked against them). */
+    _Atomic(const struct policy_cfg *) policy;
+    struct relay_config **cfg_retired;
+    size_t n_cfg_retired;
     _Atomic uint64_t next_conn_id;
     _Atomic uint32_t live_conns; /* accepted and not yet freed, against max_connections */
     struct stats acceptor;       /* counters of the accepting thread */

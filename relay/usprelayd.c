@@ -125,29 +125,71 @@ static void tls_servers_free(struct relay *r)
     free(r->tls_retired);
 }
 
-/* SIGHUP: read every stomp/mqtt listener's certificate, key, CA and CRL files again.
- * New connections get the new material; existing ones keep theirs. A listener whose
- * files no longer load keeps the old material (logged). */
-static void tls_servers_reload(struct relay *r)
+/* Re-read the certificate, key, CA and CRL files of every stomp/mqtt TLS listener, as
+ * NEW (a freshly loaded configuration) names them for the listener of the same name. New
+ * connections get the new material; existing ones keep theirs. A listener whose files do
+ * not load keeps the old material (logged). */
+static void tls_servers_reload(struct relay *r, const struct relay_config *new)
 {
     const struct relay_config *cfg = r->cfg;
     char err[512];
     for (size_t i = 0; i < cfg->n_listeners; i++) {
-        const struct listener_cfg *l = &cfg->listeners[i];
+        const char *name = cfg->listeners[i].name;
+        const struct listener_cfg *l = NULL;
+        for (size_t k = 0; k < new->n_listeners; k++)
+            if (strcmp(new->listeners[k].name, name) == 0)
+                l = &new->listeners[k];
         if (!r->tls[i])
             continue;
+        if (!l || !l->tls.certificate || l->type != cfg->listeners[i].type) {
+            log_warn("tls_reload_skipped", "listener=%s reason=\"listener removed, changed or "
+                     "without tls in the new configuration: restart to apply\"", name);
+            continue;
+        }
         struct tls_server **ret = realloc(r->tls_retired, (r->n_retired + 1) * sizeof *ret);
         if (ret)
             r->tls_retired = ret;
         struct tls_server *ts = ret ? tls_server_new(&l->tls, err, sizeof err) : NULL;
         if (!ts) {
-            log_error("tls_reload_failed", "listener=%s error=\"%s\" action=keep_old", l->name,
+            log_error("tls_reload_failed", "listener=%s error=\"%s\" action=keep_old", name,
                       ret ? err : "out of memory");
             continue;
         }
         r->tls_retired[r->n_retired++] = atomic_exchange(&r->tls[i], ts);
-        log_info("tls_reloaded", "listener=%s certificate=%s", l->name, l->tls.certificate);
+        log_info("tls_reloaded", "listener=%s certificate=%s", name, l->tls.certificate);
     }
+}
+
+/* SIGHUP: load the configuration file again. Invalid: every error is logged and nothing
+ * changes. Valid: its policy takes effect for every Record from now on, and the TLS
+ * material of stomp/mqtt listeners is re-read; other changes need a restart (said). */
+static void reload(struct relay *r)
+{
+    char err[8192];
+    struct relay_config *new = NULL;
+    int nerr = config_load(r->cfg->path, &new, err, sizeof err);
+    if (nerr != 0) {
+        char *save = NULL;
+        for (char *line = strtok_r(err, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            char esc[600];
+            log_error("reload_refused", "error=\"%s\"",
+                      log_escape(esc, sizeof esc, line, strlen(line), 512));
+        }
+        log_error("reload_refused", "config=%s errors=%d action=keep_old", r->cfg->path, nerr);
+        return;
+    }
+    struct relay_config **ret = realloc(r->cfg_retired, (r->n_cfg_retired + 1) * sizeof *ret);
+    if (!ret) {
+        config_free(new);
+        log_error("reload_refused", "config=%s reason=no_memory action=keep_old", r->cfg->path);
+        return;
+    }
+    r->cfg_retired = ret;
+    r->cfg_retired[r->n_cfg_retired++] = new;
+    atomic_store_explicit(&r->policy, &new->policy, memory_order_release);
+    log_info("policy_reloaded", "rules=%zu controllers=%zu default=%s", new->policy.n_rules,
+             new->policy.n_controllers, new->policy.default_allow ? "allow" : "deny");
+    tls_servers_reload(r, new);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -155,15 +197,14 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     (void)sig;
     (void)what;
     struct relay *r = arg;
-    /* The configuration file itself is not re-read yet; TLS material is. */
-    log_info("signal", "signal=HUP action=tls_reload note=\"certificates, keys, CA and CRL "
-             "files are re-read; other configuration changes need a restart\"");
-    tls_servers_reload(r);
+    log_info("signal", "signal=HUP action=reload note=\"the policy and TLS files take effect; "
+             "other configuration changes need a restart\"");
+    reload(r);
 }
 
 static int run(const struct relay_config *cfg)
 {
-    struct relay r = {.cfg = cfg};
+    struct relay r = {.cfg = cfg, .policy = &cfg->policy};
     struct event_base *base = NULL;
     struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     sigset_t stop_sigs;
@@ -255,6 +296,9 @@ out:
     auth_limit_free(r.auth_limit);
     src_limit_free(r.src_limit);
     tls_servers_free(&r);
+    for (size_t i = 0; i < r.n_cfg_retired; i++)
+        config_free(r.cfg_retired[i]);
+    free(r.cfg_retired);
     if (sigterm)
         event_free(sigterm);
     if (sigint)

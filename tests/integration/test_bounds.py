@@ -126,7 +126,7 @@ def test_sighup_keeps_running(relay):
     a = relay.stomp_endpoint(A)
     b = relay.stomp_endpoint(B)
     relay.send_signal(signal.SIGHUP)
-    relay.wait_log(r"event=signal signal=HUP action=tls_reload")
+    relay.wait_log(r"event=signal signal=HUP action=reload")
     assert relay.proc.poll() is None
     r = w.no_session(A, B, b"after hup")
     b.send_record(r)

@@ -187,3 +187,30 @@ def test_bad_policy_refuses_to_start(make_config, usprelayd):
     assert p.returncode != 0
     assert "policy.controllers[0]" in p.stderr, p.stderr
     assert "policy.agents_only_to_controllers: expected true or false" in p.stderr, p.stderr
+
+
+# ----------------------------------------------------------------- reload
+
+def test_sighup_reloads_policy(start_relay):
+    """SIGHUP applies a changed policy to open connections at once; a configuration that
+    does not load is refused with its errors logged, and the policy in force stays."""
+    import signal
+    from pathlib import Path
+    from conftest import render_config
+    relay = start_relay(policy=ONLY_TO_CONTROLLERS)
+    a1 = relay.stomp_endpoint(AGENT1)
+    a2 = relay.stomp_endpoint(AGENT2)
+    refused(relay, a1, a2, AGENT2, AGENT1, b"before reload")
+    sections = relay.info.sections
+    sections["policy"] = {"default": "allow"}
+    Path(relay.config_path).write_text(render_config(sections))
+    relay.send_signal(signal.SIGHUP)
+    relay.wait_log(r"event=policy_reloaded rules=0 controllers=0 default=allow")
+    passes(a1, a2, AGENT2, AGENT1, b"after reload")
+    # A broken file: refused, logged, the last good policy stays.
+    sections["policy"] = {"default": "maybe"}
+    Path(relay.config_path).write_text(render_config(sections))
+    relay.send_signal(signal.SIGHUP)
+    relay.wait_log(r"event=reload_refused error=\"[^\n]*policy\.default")
+    relay.wait_log(r"event=reload_refused config=[^\n]* action=keep_old")
+    passes(a1, a2, AGENT2, AGENT1, b"after a refused reload")

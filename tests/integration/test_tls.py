@@ -874,8 +874,9 @@ def test_stomp_py_over_tls(tls_relay, pki, monkeypatch):
 @pytest.mark.parametrize("kind", ["stomp", "mqtt5"])
 def test_sighup_reloads_certificate(tls_relay, pki, tmp_path, kind):
     """SIGHUP re-reads the certificate files: a connection opened before keeps working,
-    a new one is served the new certificate; a file that no longer loads keeps the old
-    material (tls_reload_failed) and the relay serves on."""
+    a new one is served the new certificate; a file that no longer loads fails the
+    configuration check (reload_refused), the material in force stays and the relay
+    serves on."""
     import signal
     cert, key = tmp_path / "relay.pem", tmp_path / "relay.key"
     shutil.copy(pki.cert("server"), cert)
@@ -895,9 +896,9 @@ def test_sighup_reloads_certificate(tls_relay, pki, tmp_path, kind):
     assert _sans(after) == ALT_SANS
     exchange(after, peer, "new connection after reload")
     after.close()
-    # A broken file: the reload is refused, the alt material stays.
+    # A broken file: the whole reload is refused, the alt material stays.
     cert.write_text("not a certificate\n")
     relay.send_signal(signal.SIGHUP)
-    relay.wait_log(r"event=tls_reload_failed listener=")
+    relay.wait_log(r"event=reload_refused config=[^\n]* action=keep_old")
     again = tls_endpoint(relay, pki, kind, "agent", AGENT, check_hostname=False)
     assert _sans(again) == ALT_SANS
