@@ -190,6 +190,8 @@ static void reload(struct relay *r)
     log_info("policy_reloaded", "rules=%zu controllers=%zu default=%s", new->policy.n_rules,
              new->policy.n_controllers, new->policy.default_allow ? "allow" : "deny");
     tls_servers_reload(r, new);
+    if (r->ws && ws_server_reload_certs(r->ws) != 0)
+        log_error("tls_reload_failed", "listener=websocket error=\"out of memory\"");
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)

@@ -13,7 +13,7 @@
 #include "relay/relay.h"
 #include "relay/translate.h"
 
-enum wmsg_kind { WMSG_DELIVER, WMSG_DELIVER_LEARN, WMSG_ADOPT, WMSG_CLOSE, WMSG_STOP };
+enum wmsg_kind { WMSG_DELIVER, WMSG_DELIVER_LEARN, WMSG_ADOPT, WMSG_CLOSE, WMSG_STOP, WMSG_CALL };
 
 struct wmsg {
     enum wmsg_kind kind;
@@ -25,6 +25,8 @@ struct wmsg {
     const struct listener_cfg *lcfg;
     char *peer;
     char *cert_ids;
+    void (*call)(void *arg); /* WMSG_CALL */
+    void *call_arg;
 };
 
 struct mailbox {
@@ -273,6 +275,12 @@ void worker_post_close(struct worker *w, uint64_t conn_id, enum close_reason why
                   (unsigned long long)conn_id);
 }
 
+int worker_post_call(struct worker *w, void (*fn)(void *arg), void *arg)
+{
+    struct wmsg m = {.kind = WMSG_CALL, .call = fn, .call_arg = arg};
+    return mailbox_post(w, &m) == 0 ? 0 : -1;
+}
+
 void worker_post_stop(struct worker *w)
 {
     struct wmsg m = {.kind = WMSG_STOP};
@@ -352,6 +360,9 @@ static void handle_msg(struct worker *w, struct wmsg *m)
                                                    : NULL);
         break;
     }
+    case WMSG_CALL:
+        m->call(m->call_arg);
+        break;
     case WMSG_STOP:
         if (w->hooks.begin_stop) {
             w->stopping = 1;

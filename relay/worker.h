@@ -61,6 +61,10 @@ size_t worker_conn_count(const struct worker *w);
 void worker_post_adopt(struct worker *w, int fd, conn_factory make,
                        const struct listener_cfg *lcfg, const char *peer, char *cert_ids);
 
+/* Run FN(ARG) on W's thread (any thread may ask). 0, or -1 when out of memory. A call
+ * still waiting when W stops is dropped. */
+int worker_post_call(struct worker *w, void (*fn)(void *arg), void *arg);
+
 /* Close connection CONN_ID on W (any thread). */
 void worker_post_close(struct worker *w, uint64_t conn_id, enum close_reason why);
 

@@ -626,6 +626,25 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     }
 }
 
+/* ------------------------------------------------------------------ reload */
+
+static void reload_certs(void *arg)
+{
+    struct ws_server *srv = arg;
+    for (size_t i = 0; i < srv->n_vhosts; i++) {
+        const struct listener_cfg *l = srv->vhosts[i].lcfg;
+        if (!l->tls.certificate)
+            continue;
+        lws_tls_cert_updated(srv->ctx, l->tls.certificate, l->tls.key, NULL, 0, NULL, 0);
+        log_info("tls_reloaded", "listener=%s certificate=%s", l->name, l->tls.certificate);
+    }
+}
+
+int ws_server_reload_certs(struct ws_server *s)
+{
+    return worker_post_call(s->worker, reload_certs, s);
+}
+
 /* ------------------------------------------------------------------ the thread */
 
 static void stop_deadline_cb(lws_sorted_usec_list_t *sul)

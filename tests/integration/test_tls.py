@@ -871,7 +871,7 @@ def test_stomp_py_over_tls(tls_relay, pki, monkeypatch):
             conn.disconnect()
 
 
-@pytest.mark.parametrize("kind", ["stomp", "mqtt5"])
+@pytest.mark.parametrize("kind", ["stomp", "mqtt5", "ws"])
 def test_sighup_reloads_certificate(tls_relay, pki, tmp_path, kind):
     """SIGHUP re-reads the certificate files: a connection opened before keeps working,
     a new one is served the new certificate; a file that no longer loads fails the
@@ -889,7 +889,8 @@ def test_sighup_reloads_certificate(tls_relay, pki, tmp_path, kind):
     shutil.copy(pki.cert("alt"), cert)
     shutil.copy(pki.key("alt"), key)
     relay.send_signal(signal.SIGHUP)
-    relay.wait_log(r"event=tls_reloaded listener=%s " % {"stomp": "stomps", "mqtt5": "mqtts"}[kind])
+    relay.wait_log(r"event=tls_reloaded listener=%s " % {"stomp": "stomps", "mqtt5": "mqtts",
+                                                         "ws": "wss"}[kind])
     exchange(before, peer, "old connection after reload")
     before.close()
     after = tls_endpoint(relay, pki, kind, "agent", AGENT, check_hostname=False)
