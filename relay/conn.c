@@ -397,6 +397,14 @@ int conn_identity(struct conn *c, const char *declared, size_t len, char *out, s
     return -1;
 }
 
+const struct passwd_db *conn_passwd(const struct conn *c)
+{
+    const struct relay *r = c->relay;
+    if (!r->passwd)
+        return c->lcfg->passwd;
+    return atomic_load(&r->passwd[c->lcfg - r->cfg->listeners]);
+}
+
 int conn_bind_endpoint(struct conn *c, const char *eid, size_t len, const char *peer,
                        size_t peer_len)
 {

@@ -182,6 +182,9 @@ void conn_handshake_done(struct conn *c);
  * set); plain ones keep their MTP's own checks. */
 int conn_identity(struct conn *c, const char *declared, size_t len, char *out, size_t cap);
 
+/* The password file of C's listener in force (reloaded on SIGHUP), or NULL. */
+const struct passwd_db *conn_passwd(const struct conn *c);
+
 /* Start closing: goodbye (with TEXT for the peer, may be NULL), unbind, flush, reap. */
 void conn_close(struct conn *c, enum close_reason why, const char *text);
 

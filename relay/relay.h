@@ -42,6 +42,8 @@ struct relay {
      * Reloaded configurations stay in cfg_retired until exit (Records in flight may be
      * checked against them). */
     _Atomic(const struct policy_cfg *) policy;
+    /* Per listener: its password_file as loaded last (SIGHUP loads it again), or NULL. */
+    struct passwd_db *_Atomic *passwd;
     struct relay_config **cfg_retired;
     size_t n_cfg_retired;
     _Atomic uint64_t next_conn_id;

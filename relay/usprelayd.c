@@ -160,6 +160,27 @@ static void tls_servers_reload(struct relay *r, const struct relay_config *new)
     }
 }
 
+/* Password files, as NEW loaded them, for the listeners of the same name that had one. */
+static void passwd_reload(struct relay *r, const struct relay_config *new)
+{
+    const struct relay_config *cfg = r->cfg;
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        if (!cfg->listeners[i].passwd)
+            continue;
+        const struct listener_cfg *l = NULL;
+        for (size_t k = 0; k < new->n_listeners; k++)
+            if (strcmp(new->listeners[k].name, cfg->listeners[i].name) == 0)
+                l = &new->listeners[k];
+        if (!l || !l->passwd) {
+            log_warn("passwd_reload_skipped", "listener=%s reason=\"no password_file in the new "
+                     "configuration: restart to apply\"", cfg->listeners[i].name);
+            continue;
+        }
+        atomic_store(&r->passwd[i], l->passwd);
+        log_info("passwd_reloaded", "listener=%s users=%zu", l->name, passwd_count(l->passwd));
+    }
+}
+
 /* SIGHUP: load the configuration file again. Invalid: every error is logged and nothing
  * changes. Valid: its policy takes effect for every Record from now on, and the TLS
  * material of stomp/mqtt listeners is re-read; other changes need a restart (said). */
@@ -190,6 +211,7 @@ static void reload(struct relay *r)
     log_info("policy_reloaded", "rules=%zu controllers=%zu default=%s", new->policy.n_rules,
              new->policy.n_controllers, new->policy.default_allow ? "allow" : "deny");
     tls_servers_reload(r, new);
+    passwd_reload(r, new);
     if (r->ws && ws_server_reload_certs(r->ws) != 0)
         log_error("tls_reload_failed", "listener=websocket error=\"out of memory\"");
 }
@@ -232,6 +254,13 @@ static int run(const struct relay_config *cfg)
     }
     if (tls_servers_new(&r) != 0)
         goto out;
+    r.passwd = calloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof *r.passwd);
+    if (!r.passwd) {
+        log_error("startup_failed", "reason=no_memory");
+        goto out;
+    }
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        r.passwd[i] = cfg->listeners[i].passwd;
     for (unsigned i = 0; i < cfg->workers; i++) {
         r.workers[i] = worker_new(&r, i);
         if (!r.workers[i]) {
@@ -298,6 +327,7 @@ out:
     auth_limit_free(r.auth_limit);
     src_limit_free(r.src_limit);
     tls_servers_free(&r);
+    free(r.passwd);
     for (size_t i = 0; i < r.n_cfg_retired; i++)
         config_free(r.cfg_retired[i]);
     free(r.cfg_retired);

@@ -205,8 +205,9 @@ static int creds_ok(const struct mqtt_conn *m, const struct mqtt_connect *ck)
     const struct listener_cfg *l = m->base.lcfg;
     if (!ck->has_username || !ck->has_password)
         return 0; /* nothing to check: no PBKDF2 work spent */
-    if (l->passwd)
-        return passwd_check(l->passwd, (const char *)ck->username.ptr, ck->username.len,
+    const struct passwd_db *db = conn_passwd(&m->base);
+    if (db)
+        return passwd_check(db, (const char *)ck->username.ptr, ck->username.len,
                             (const char *)ck->password.ptr, ck->password.len);
     /* Both compared every time: no early exit telling which one was wrong. */
     int ok = span_consteq(ck->username, l->mqtt.username);

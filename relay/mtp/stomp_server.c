@@ -357,8 +357,8 @@ static int authenticate(struct conn *c, const struct stomp_frame *f)
     int blocked = auth_limit_blocked(al, c->peer, now), ok = 0;
     if (blocked) {
         ok = 0; /* refused unchecked: a blocked source costs no PBKDF2 work */
-    } else if (l->passwd) {
-        ok = passwd_matches(l->passwd, f);
+    } else if (conn_passwd(c)) {
+        ok = passwd_matches(conn_passwd(c), f);
     } else {
         /* Both checked every time: no early exit telling which one was wrong. */
         ok = header_matches(f, "login", l->stomp.login);

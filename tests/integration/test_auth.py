@@ -111,6 +111,25 @@ def test_stomp_password_file(start_relay, pwfile):
     assert a.recv_record() == r
 
 
+def test_sighup_reloads_password_file(start_relay, pwfile, usprelayd):
+    """SIGHUP loads the password file again: a user added since is accepted, a removed
+    one refused; sessions already logged in stay."""
+    import signal
+    relay = start_relay(stomp={"password_file": str(pwfile)})
+    a = relay.stomp_client()
+    a.connect(A, login="agent1", passcode="s3cret")
+    stomp_refused(relay, "agent9", "n3w")
+    lines = [l for l in pwfile.read_text().splitlines() if not l.startswith("agent1:")]
+    lines.append("agent9:%s" % hash_password(usprelayd, "n3w", "--iterations", str(ITER)))
+    pwfile.write_text("\n".join(lines) + "\n")
+    relay.send_signal(signal.SIGHUP)
+    relay.wait_log(r"event=passwd_reloaded listener=stomp users=3")
+    b = relay.stomp_client()
+    b.connect(B, login="agent9", passcode="n3w")
+    stomp_refused(relay, "agent1", "s3cret", eid="self::auth-gone")
+    a.subscribe()                                     # the open session is untouched
+
+
 # ----------------------------------------------------------------- MQTT
 
 def test_mqtt_password_file(start_relay, pwfile):
