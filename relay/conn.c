@@ -246,10 +246,8 @@ void conn_admit(struct conn *c, int fd)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     int have = getpeername(fd, (struct sockaddr *)&ss, &sl) == 0;
-    /* A UNIX socket on a TCP listener is the socket pair of an MQTT-over-WebSocket
-     * session: its WebSocket listener admitted it already. */
-    if (have && ss.ss_family == AF_UNIX && c->lcfg->type != LISTENER_UDS)
-        return;
+    if (c->flags & CONN_WS_PIPE)
+        return; /* its WebSocket session was admitted already */
     if (!src_limit_rate_take(r->src_limit, li, l->accept_rate, l->accept_burst, rbuf_now_ns())) {
         refused(c, CONN_REFUSE_RATE, STAT_conn_rejected_rate, NULL);
         return;
@@ -286,11 +284,15 @@ struct conn *conn_create(size_t size, const struct conn_ops *ops, struct worker 
     }
     struct tls_server *ts =
         c->relay->tls ? atomic_load(&c->relay->tls[lcfg - c->relay->cfg->listeners]) : NULL;
+    /* A UNIX socket on a TCP listener is the socket pair of an MQTT-over-WebSocket
+     * session: TLS and admission happened on the WebSocket side. */
     struct sockaddr_storage local;
     socklen_t local_len = sizeof local;
-    if (ts && getsockname(fd, (struct sockaddr *)&local, &local_len) == 0 &&
-        local.ss_family == AF_UNIX)
-        ts = NULL; /* the socket pair of an MQTT-over-WebSocket session: TLS ended there */
+    if (lcfg->type != LISTENER_UDS && getsockname(fd, (struct sockaddr *)&local, &local_len) == 0 &&
+        local.ss_family == AF_UNIX) {
+        c->flags |= CONN_WS_PIPE;
+        ts = NULL;
+    }
     if (ts) {
         /* The bufferevent owns the SSL (and the fd) from here on. */
         SSL *ssl = tls_server_ssl_new(ts);

@@ -94,6 +94,7 @@ struct conn_ops {
 #define CONN_LINGER 0x40u      /* goodbye flushed, write side shut: discarding input */
 #define CONN_FALLBACK 0x80u    /* registered as a fallback session of its endpoint */
 #define CONN_TLS_UP 0x100u     /* TLS handshake completed */
+#define CONN_WS_PIPE 0x200u    /* MQTT session behind an MQTT-over-WebSocket one */
 
 #define CONN_MAX_LEARNED 16
 
