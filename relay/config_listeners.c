@@ -1355,14 +1355,6 @@ static void parse_listener(struct config_ctx *c, const config_setting_t *g, size
     }
     if (l->type != LISTENER_UDS)
         parse_tls(c, g, pre, cfg->max_endpoint_id_length, &l->tls);
-    if (l->type == LISTENER_WEBSOCKET && l->tls.n_sni) {
-        /* libwebsockets picks certificates by vhost, not by our SNI list. */
-        char sni_key[200];
-        snprintf(sni_key, sizeof sni_key, "%s.tls.sni", pre);
-        config_report(c, config_setting_get_member(config_setting_get_member(g, "tls"), "sni"),
-                      sni_key, "not supported on websocket listeners (use a listener per "
-                           "certificate)");
-    }
 }
 
 static int is_wildcard(const struct listener_state *st)

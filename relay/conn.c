@@ -386,7 +386,7 @@ int conn_identity(struct conn *c, const char *declared, size_t len, char *out, s
     if (!c->ssl && c->cert_ids)
         r = vouched_identity(c->cert_ids, declared ? dec : NULL, out, cap);
     else
-        r = tls_identity_check(&c->lcfg->tls, c->ssl, declared ? dec : NULL,
+        r = tls_identity_check(conn_tls_cfg(c), c->ssl, declared ? dec : NULL,
                                c->relay->cfg->max_endpoint_id_length, out, cap);
     if (r >= 0)
         return 0;
@@ -397,6 +397,12 @@ int conn_identity(struct conn *c, const char *declared, size_t len, char *out, s
     log_info("identity_refused", "%s reason=%s declared=%s certificate_id=%s",
              conn_describe(c, d, sizeof d), tls_identity_name(r), said, out[0] ? id : "-");
     return -1;
+}
+
+const struct tls_cfg *conn_tls_cfg(const struct conn *c)
+{
+    const struct tls_cfg *cfg = tls_ssl_cfg(c->ssl);
+    return cfg ? cfg : &c->lcfg->tls;
 }
 
 const struct passwd_db *conn_passwd(const struct conn *c)

@@ -183,6 +183,10 @@ void conn_handshake_done(struct conn *c);
  * set); plain ones keep their MTP's own checks. */
 int conn_identity(struct conn *c, const char *declared, size_t len, char *out, size_t cap);
 
+/* The TLS settings C's handshake ran with: those of the listener's TLS material in
+ * force when it started (SIGHUP may have replaced them since), else the listener's. */
+const struct tls_cfg *conn_tls_cfg(const struct conn *c);
+
 /* The password file of C's listener in force (reloaded on SIGHUP), or NULL. */
 const struct passwd_db *conn_passwd(const struct conn *c);
 

@@ -10,6 +10,7 @@
 #include "relay/tls.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,18 @@ struct tls_server {
     SSL_CTX *ctx; /* default certificate */
     struct sni_ctx *sni;
     size_t n_sni;
+    const struct tls_cfg *cfg; /* the settings it was built from; identity rules */
 };
+
+/* Index of the SSL ex_data slot naming the struct tls_server a connection's SSL was set
+ * up by, so that identity follows the material the handshake actually used. */
+static int ssl_server_index = -1;
+static pthread_once_t ssl_server_index_once = PTHREAD_ONCE_INIT;
+
+static void ssl_server_index_init(void)
+{
+    ssl_server_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
 
 /* ------------------------------------------------------------------ errors */
 
@@ -306,13 +318,20 @@ struct tls_server *tls_server_new(const struct tls_cfg *cfg, char *err, size_t e
             snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    ts->cfg = cfg;
+    pthread_once(&ssl_server_index_once, ssl_server_index_init);
     ts->ctx = SSL_CTX_new(TLS_server_method());
-    if (!ts->ctx) {
+    if (!ts->ctx || ssl_server_index < 0) {
         fail(err, errlen, "cannot create the TLS context");
         goto fail;
     }
     if (configure(cfg, cfg->certificate, cfg->key, ts->ctx, err, errlen) != 0)
         goto fail;
+    /* Set even without SNI entries: OpenSSL falls back to the servername callback of
+     * the SSL's first context, which for a followed libwebsockets context is one that
+     * cannot handle an SSL on a context not its own. */
+    SSL_CTX_set_tlsext_servername_callback(ts->ctx, on_servername);
+    SSL_CTX_set_tlsext_servername_arg(ts->ctx, ts);
     if (cfg->n_sni == 0)
         return ts;
 
@@ -343,8 +362,6 @@ struct tls_server *tls_server_new(const struct tls_cfg *cfg, char *err, size_t e
             goto fail;
         }
     }
-    SSL_CTX_set_tlsext_servername_callback(ts->ctx, on_servername);
-    SSL_CTX_set_tlsext_servername_arg(ts->ctx, ts);
     return ts;
 
 fail:
@@ -359,7 +376,58 @@ SSL_CTX *tls_server_ctx(struct tls_server *ts)
 
 SSL *tls_server_ssl_new(struct tls_server *ts)
 {
-    return SSL_new(ts->ctx);
+    SSL *ssl = SSL_new(ts->ctx);
+    if (ssl && SSL_set_ex_data(ssl, ssl_server_index, ts) != 1) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    return ssl;
+}
+
+const struct tls_cfg *tls_ssl_cfg(const SSL *ssl)
+{
+    if (!ssl || ssl_server_index < 0)
+        return NULL;
+    const struct tls_server *ts = SSL_get_ex_data(ssl, ssl_server_index);
+    return ts ? ts->cfg : NULL;
+}
+
+/* OpenSSL 3.0's default key exchange groups, for a listener whose `groups` went away. */
+#define TLS_DEFAULT_GROUPS \
+    "x25519:secp256r1:x448:secp521r1:secp384r1:ffdhe2048:ffdhe3072:ffdhe4096:ffdhe6144:ffdhe8192"
+
+/* Early in a ClientHello on a context made elsewhere: move the connection to the
+ * current struct tls_server of the slot ARG, and give the SSL that server's settings,
+ * since an SSL keeps the ones it copied from its first context at SSL_new(). */
+static int on_foreign_client_hello(SSL *ssl, int *alert, void *arg)
+{
+    struct tls_server *_Atomic *slot = arg;
+    struct tls_server *ts = atomic_load_explicit(slot, memory_order_acquire);
+    if (!ts)
+        return SSL_CLIENT_HELLO_SUCCESS; /* the context's own settings serve */
+    const struct tls_cfg *cfg = ts->cfg;
+    int ok = SSL_set_SSL_CTX(ssl, ts->ctx) == ts->ctx &&
+             SSL_set_ex_data(ssl, ssl_server_index, ts) == 1 &&
+             SSL_set_min_proto_version(ssl, SSL_CTX_get_min_proto_version(ts->ctx)) == 1 &&
+             SSL_set_cipher_list(ssl, cfg->ciphers ? cfg->ciphers
+                                                   : OSSL_default_cipher_list()) == 1 &&
+             SSL_set_ciphersuites(ssl, cfg->ciphersuites ? cfg->ciphersuites
+                                                         : OSSL_default_ciphersuites()) == 1 &&
+             SSL_set1_groups_list(ssl, cfg->groups ? cfg->groups : TLS_DEFAULT_GROUPS) == 1 &&
+             X509_VERIFY_PARAM_set1(SSL_get0_param(ssl), SSL_CTX_get0_param(ts->ctx)) == 1;
+    if (!ok) {
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    SSL_set_options(ssl, SSL_CTX_get_options(ts->ctx));
+    SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ts->ctx), NULL);
+    SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(ts->ctx));
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+void tls_server_follow(SSL_CTX *ctx, struct tls_server *_Atomic *slot)
+{
+    SSL_CTX_set_client_hello_cb(ctx, on_foreign_client_hello, slot);
 }
 
 void tls_server_free(struct tls_server *ts)

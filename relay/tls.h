@@ -20,6 +20,7 @@
 #ifndef USPRELAY_TLS_H
 #define USPRELAY_TLS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include <openssl/ssl.h>
@@ -37,17 +38,31 @@ struct tls_server;
 
 /* Build the server contexts of CFG (cfg->certificate must be set). Returns NULL with
  * a one-line reason in ERR (ERRLEN bytes, always terminated) on failure. The server
- * keeps no pointer into CFG. */
+ * keeps CFG for tls_ssl_cfg(): CFG must outlive it. */
 struct tls_server *tls_server_new(const struct tls_cfg *cfg, char *err, size_t errlen);
 
 /* The default (non-SNI) context; owned by TS. */
 SSL_CTX *tls_server_ctx(struct tls_server *ts);
 
 /* A new server-side SSL on the default context (the SNI callback may move it to another
- * one during the handshake); NULL when out of memory. Free it with SSL_free(). */
+ * one during the handshake), tagged for tls_ssl_cfg(); NULL when out of memory. Free it
+ * with SSL_free(). */
 SSL *tls_server_ssl_new(struct tls_server *ts);
 
 void tls_server_free(struct tls_server *ts);
+
+/* Make CTX, a server context made elsewhere (libwebsockets' vhost context), hand each
+ * new connection to the tls_server in *SLOT at that moment: early in the ClientHello
+ * the SSL moves to its default context (then SNI applies as for our own SSLs) and takes
+ * its versions, ciphers, groups and verification. A slot swapped later (SIGHUP) serves
+ * the handshakes that start afterwards. SLOT must outlive CTX; NULL in it leaves the
+ * connection on CTX. */
+void tls_server_follow(SSL_CTX *ctx, struct tls_server *_Atomic *slot);
+
+/* The tls_cfg of the tls_server that set SSL up (tls_server_ssl_new() or a followed
+ * context), or NULL for an SSL of neither. Identity checks use it, so that cn_map and
+ * client_certs are those of the material the handshake ran with. */
+const struct tls_cfg *tls_ssl_cfg(const SSL *ssl);
 
 /* Apply CFG to CTX, a server context made elsewhere (e.g. libwebsockets' vhost
  * context): minimum version, ciphers, ciphersuites, groups, options (no renegotiation),

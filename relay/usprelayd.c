@@ -92,7 +92,8 @@ static void log_summary(const struct relay *r)
     log_info("stopped", "%s", line);
 }
 
-/* The TLS contexts of the stomp and mqtt listeners (WebSocket ones are libwebsockets'). */
+/* The TLS contexts of the TCP listeners (a websocket listener's libwebsockets context
+ * hands its handshakes over to its one: tls_server_follow()). */
 static int tls_servers_new(struct relay *r)
 {
     const struct relay_config *cfg = r->cfg;
@@ -104,7 +105,7 @@ static int tls_servers_new(struct relay *r)
     }
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct listener_cfg *l = &cfg->listeners[i];
-        if (l->type == LISTENER_WEBSOCKET || !l->tls.certificate)
+        if (!l->tls.certificate)
             continue;
         r->tls[i] = tls_server_new(&l->tls, err, sizeof err);
         if (!r->tls[i]) {
@@ -125,7 +126,7 @@ static void tls_servers_free(struct relay *r)
     free(r->tls_retired);
 }
 
-/* Re-read the certificate, key, CA and CRL files of every stomp/mqtt TLS listener, as
+/* Re-read the certificate, key, CA and CRL files of every TLS listener, as
  * NEW (a freshly loaded configuration) names them for the listener of the same name. New
  * connections get the new material; existing ones keep theirs. A listener whose files do
  * not load keeps the old material (logged). */
@@ -183,7 +184,7 @@ static void passwd_reload(struct relay *r, const struct relay_config *new)
 
 /* SIGHUP: load the configuration file again. Invalid: every error is logged and nothing
  * changes. Valid: its policy takes effect for every Record from now on, and the TLS
- * material of stomp/mqtt listeners is re-read; other changes need a restart (said). */
+ * material of every TLS listener is re-read; other changes need a restart (said). */
 static void reload(struct relay *r)
 {
     char err[8192];
@@ -212,8 +213,6 @@ static void reload(struct relay *r)
              new->policy.n_controllers, new->policy.default_allow ? "allow" : "deny");
     tls_servers_reload(r, new);
     passwd_reload(r, new);
-    if (r->ws && ws_server_reload_certs(r->ws) != 0)
-        log_error("tls_reload_failed", "listener=websocket error=\"out of memory\"");
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)

@@ -318,7 +318,7 @@ static char *cert_id_list(struct ws_session *s)
     char *list = NULL;
     int n = ids ? tls_peer_endpoint_ids(s->c.ssl, ids, MAX_IDS, cfg->max_endpoint_id_length)
                 : -1;
-    const char *mapped = n == 0 ? tls_cn_mapped_id(&s->c.lcfg->tls, s->c.ssl) : NULL;
+    const char *mapped = n == 0 ? tls_cn_mapped_id(conn_tls_cfg(&s->c), s->c.ssl) : NULL;
     size_t total = 1;
     for (int i = 0; i < n; i++)
         total += strlen(ids[i]) + 1;
@@ -550,17 +550,22 @@ static void wsi_gone(struct ws_session *s)
     }
 }
 
-/* A TLS vhost's SSL_CTX gets the listener's settings: versions, ciphers, client
- * certificate verification, CRL (the same code the other MTPs' contexts go through). */
-static int configure_tls(void *ssl_ctx, void *vhost)
+/* A TLS vhost's SSL_CTX gets the listener's settings, then hands every handshake to
+ * the listener's struct tls_server in force (SNI, and the material SIGHUP reloads),
+ * exactly like the other MTPs' TLS connections. */
+static int configure_tls(struct lws *wsi, void *ssl_ctx, void *vhost)
 {
     const struct listener_cfg *l = lws_get_vhost_user(vhost);
+    struct ws_server *srv = lws_context_user(lws_get_context(wsi));
     char err[512];
-    if (!l || tls_server_configure_ctx(&l->tls, ssl_ctx, err, sizeof err) != 0) {
+    if (!l || !srv || tls_server_configure_ctx(&l->tls, ssl_ctx, err, sizeof err) != 0) {
         log_error("listener_failed", "listener=%s type=websocket error=\"%s\"",
-                  l ? l->name : "?", l ? err : "no listener");
+                  l ? l->name : "?", l && srv ? err : "no listener");
         return 1;
     }
+    struct relay *r = srv->relay;
+    if (r->tls)
+        tls_server_follow(ssl_ctx, &r->tls[l - r->cfg->listeners]);
     return 0;
 }
 
@@ -571,7 +576,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     struct ws_session *s = lws_get_opaque_user_data(wsi);
 
     if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS)
-        return configure_tls(user, in);
+        return configure_tls(wsi, user, in);
     if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
         struct ws_server *srv = lws_context_user(lws_get_context(wsi));
         if (srv && !srv->done)
@@ -624,25 +629,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     default:
         return 0;
     }
-}
-
-/* ------------------------------------------------------------------ reload */
-
-static void reload_certs(void *arg)
-{
-    struct ws_server *srv = arg;
-    for (size_t i = 0; i < srv->n_vhosts; i++) {
-        const struct listener_cfg *l = srv->vhosts[i].lcfg;
-        if (!l->tls.certificate)
-            continue;
-        lws_tls_cert_updated(srv->ctx, l->tls.certificate, l->tls.key, NULL, 0, NULL, 0);
-        log_info("tls_reloaded", "listener=%s certificate=%s", l->name, l->tls.certificate);
-    }
-}
-
-int ws_server_reload_certs(struct ws_server *s)
-{
-    return worker_post_call(s->worker, reload_certs, s);
 }
 
 /* ------------------------------------------------------------------ the thread */

@@ -28,11 +28,6 @@ void ws_server_join(struct ws_server *s);
 /* Destroy the context and every session left; the worker itself is freed by the caller. */
 void ws_server_free(struct ws_server *s);
 
-/* SIGHUP: have the service thread load the certificate and key files of every TLS
- * websocket listener again (same paths; libwebsockets keeps its vhost context, so CA and
- * CRL changes still need a restart). 0, or -1 if the request could not be posted. */
-int ws_server_reload_certs(struct ws_server *s);
-
 /* Adopt an accepted socket into the listener's vhost (conn_factory; runs on the service
  * thread). NULL on failure (fd closed). */
 struct conn *ws_conn_new(struct worker *w, int fd, const struct listener_cfg *lcfg,

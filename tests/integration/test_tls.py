@@ -67,9 +67,8 @@ def alt_sni(pki, name=tlsfix.ALT_NAME):
 @pytest.fixture
 def tls_relay(start_relay, pki):
     """Factory: a relay with its four plain listeners plus "stomps", "mqtts" and "wss"
-    whose `tls` group is pki.server_tls(**TLS) (the wss one without `sni`, which websocket
-    listeners do not take; WS_MQTT: its mqtt_listener). Every port is picked here,
-    distinct."""
+    whose `tls` group is pki.server_tls(**TLS) (WS_MQTT: the wss one's mqtt_listener).
+    Every port is picked here, distinct."""
 
     def start(*, relay_overrides=None, ws_mqtt=None, **tls):
         # A port free when picked may be taken (by any client's ephemeral port) before the
@@ -86,7 +85,6 @@ def tls_relay(start_relay, pki):
 
     def start_once(relay_overrides, ws_mqtt, tls):
         group = pki.server_tls(**tls)
-        ws_group = {k: v for k, v in group.items() if k != "sni"}
         ports = set()
         while len(ports) < 6:
             ports.add(free_port())
@@ -97,7 +95,7 @@ def tls_relay(start_relay, pki):
             {"name": "mqtts", "type": "mqtt", "address": "127.0.0.1", "port": p[4],
              "tls": group},
             {"name": "wss", "type": "websocket", "address": "127.0.0.1", "port": p[5],
-             "paths": ["/usp"], "tls": ws_group},
+             "paths": ["/usp"], "tls": group},
         ]
         if ws_mqtt:
             extra[2]["mqtt_listener"] = ws_mqtt
@@ -528,7 +526,7 @@ DEFAULT_SANS = sorted([("IP Address", "127.0.0.1"), ("DNS", "localhost")])
 ALT_SANS = [("DNS", tlsfix.ALT_NAME)]
 
 
-@pytest.mark.parametrize("kind", ["stomp", "mqtt5"])
+@pytest.mark.parametrize("kind", ["stomp", "mqtt5", "ws"])
 def test_sni(tls_relay, pki, kind):
     """SNI alt.test (and *.wild.test, one label) gets the alt certificate; localhost, an
     unknown name, a name two labels under the wildcard and no SNI (an IP address) get the
@@ -556,18 +554,6 @@ def test_sni(tls_relay, pki, kind):
                            server_hostname=tlsfix.ALT_NAME)
     c.connect(OTHER, expect="ERROR")
     relay.wait_log(r"event=identity_refused [^\n]*reason=mismatch", start=start)
-
-
-def test_sni_on_websocket_listener_is_a_config_error(make_config, usprelayd, pki):
-    """`sni` is not available on websocket listeners: usprelayd -t says so."""
-    tls = pki.server_tls(sni=(alt_sni(pki),))
-    path, _ = make_config(extra_listeners=[{"name": "wss", "type": "websocket",
-                                            "address": "127.0.0.1", "port": free_port(),
-                                            "tls": tls}])
-    p = subprocess.run([str(usprelayd), "-t", "-c", str(path)], capture_output=True,
-                       text=True, timeout=WAIT)
-    assert p.returncode != 0
-    assert re.search(r"listeners\[\d+\]\.tls\.sni", p.stdout + p.stderr), p.stdout + p.stderr
 
 
 def test_plain_listeners_unchanged_beside_tls(tls_relay, pki):
@@ -903,3 +889,52 @@ def test_sighup_reloads_certificate(tls_relay, pki, tmp_path, kind):
     relay.wait_log(r"event=reload_refused config=[^\n]* action=keep_old")
     again = tls_endpoint(relay, pki, kind, "agent", AGENT, check_hostname=False)
     assert _sans(again) == ALT_SANS
+
+
+@pytest.mark.parametrize("kind", ["stomp", "mqtt5", "ws"])
+def test_sighup_reloads_crl(tls_relay, pki, tmp_path, kind):
+    """SIGHUP re-reads the CRL: a certificate revoked since start-up keeps the connection
+    it has, and its next handshake is refused; a good certificate still connects."""
+    import signal
+    crl = tmp_path / "crl.pem"
+    shutil.copy(pki.crl_empty, crl)
+    relay = tls_relay(crl=str(crl))
+    peer = plain_endpoint(relay, "stomp", "crl")
+    revoked_id = pki.eids["revoked"][0]
+    before = tls_endpoint(relay, pki, kind, "revoked", revoked_id)
+    exchange(before, peer, "not yet revoked")
+    shutil.copy(pki.crl, crl)
+    start = len(relay.log())
+    relay.send_signal(signal.SIGHUP)
+    relay.wait_log(r"event=tls_reloaded listener=%s " % LISTENER[kind], start=start)
+    exchange(before, peer, "revoked after the handshake")
+    tls_refused(relay, kind, pki.client_context("revoked"), eid=revoked_id,
+                alert=ALERT["revoked"])
+    good = tls_endpoint(relay, pki, kind, "agent", AGENT)
+    exchange(good, peer, "good after crl reload")
+
+
+@pytest.mark.parametrize("kind", ["stomp", "mqtt5", "ws"])
+def test_sighup_applies_new_tls_settings(tls_relay, pki, kind):
+    """A reload that turns client_certs from "required" to "optional" and maps a CN to
+    another endpoint ID: a client without a certificate is then let in under its
+    declared ID, the CN binds the new ID only; connections from before stay."""
+    import signal
+    old_id, new_id = "os::00256D-cn-before", CN42
+    relay = tls_relay(cn_map=({"cn": tlsfix.NOSAN_CN, "endpoint_id": old_id},))
+    peer = plain_endpoint(relay, "stomp", "set")
+    before = tls_endpoint(relay, pki, kind, "nosan", old_id)
+    tls_refused(relay, kind, pki.client_context(None), alert=ALERT_NO_CERT_13)
+    cfg = relay.config_path.read_text()
+    assert cfg.count('"required"') == 3 and cfg.count(old_id) == 3, cfg
+    relay.config_path.write_text(cfg.replace('"required"', '"optional"')
+                                    .replace(old_id, new_id))
+    start = len(relay.log())
+    relay.send_signal(signal.SIGHUP)
+    relay.wait_log(r"event=tls_reloaded listener=%s " % LISTENER[kind], start=start)
+    exchange(before, peer, "kept over the reload")
+    anon = tls_endpoint(relay, pki, kind, None, "os::00256D-anonymous")
+    exchange(anon, peer, "optional after reload")
+    identity_refused(relay, pki, kind, "nosan", old_id, "mismatch")
+    mapped = tls_endpoint(relay, pki, kind, "nosan", new_id)
+    exchange(mapped, peer, "new cn_map entry")

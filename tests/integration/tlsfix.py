@@ -169,6 +169,11 @@ class Pki:
     def crl(self):
         return str(self.root / "crl.pem")
 
+    @property
+    def crl_empty(self):
+        """A current CRL of the test CA revoking nothing."""
+        return str(self.root / "crl-empty.pem")
+
     def client_context(self, name=None, *, max_version=None, min_version=None,
                        cafile=None, check_hostname=True):
         """A client SSLContext trusting the test CA (or CAFILE) for the server and
@@ -186,13 +191,14 @@ class Pki:
 
     def server_tls(self, *, client_certs="required", crl=False, **more):
         """A listener `tls` group with the default server certificate; CA and client
-        certificate checking as CLIENT_CERTS says; MORE added as given (None drops)."""
+        certificate checking as CLIENT_CERTS says; CRL True: the test CA's CRL, a str: that
+        file; MORE added as given (None drops)."""
         g = {"certificate": self.cert("server"), "key": self.key("server"),
              "client_certs": client_certs}
         if client_certs != "none":
             g["ca"] = self.ca
         if crl:
-            g["crl"] = self.crl
+            g["crl"] = crl if isinstance(crl, str) else self.crl
         g.update(more)
         return {k: v for k, v in g.items() if v is not None}
 
@@ -217,6 +223,7 @@ def make_pki(root):
         if name == "expired":
             kw = {"start": "20200101000000Z", "end": "20210101000000Z"}
         pki.files[name] = issuer.issue(root, name, "/CN=" + cn, _client_ext(eids), **kw)
+    ca.gencrl(root / "crl-empty.pem")
     ca.revoke(pki.files["revoked"][0])
     ca.gencrl(root / "crl.pem")
     return pki

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -240,6 +241,10 @@ static uint64_t g_client_options;
 /* When set, the server SSL's verify callback (to let a bad certificate through). */
 static int (*g_server_verify_cb)(int, X509_STORE_CTX *);
 
+/* When set, server SSLs are made on this context instead of by tls_server_ssl_new()
+ * (a context made elsewhere, as libwebsockets makes one). */
+static SSL_CTX *g_server_ctx;
+
 struct conn {
     SSL_CTX *cctx;
     SSL *c, *s;
@@ -270,7 +275,7 @@ static int connect_to(struct tls_server *ts, const struct ident *id, const char 
         ck_assert_int_eq(SSL_CTX_use_PrivateKey(k->cctx, id->key), 1);
     }
     k->c = SSL_new(k->cctx);
-    k->s = tls_server_ssl_new(ts);
+    k->s = g_server_ctx ? SSL_new(g_server_ctx) : tls_server_ssl_new(ts);
     ck_assert_ptr_nonnull(k->c);
     ck_assert_ptr_nonnull(k->s);
     if (g_server_verify_cb)
@@ -843,6 +848,73 @@ START_TEST(configure_foreign_ctx)
 }
 END_TEST
 
+/* A context made elsewhere that follows a slot: each handshake gets the settings, SNI
+ * certificates and identity configuration of the tls_server in the slot when it starts. */
+START_TEST(follow_slot)
+{
+    struct tls_cfg outer_cfg = base_cfg(TLS_CLIENT_NONE);
+    SSL_CTX *outer = SSL_CTX_new(TLS_server_method());
+    ck_assert_ptr_nonnull(outer);
+    char err[512];
+    ck_assert_msg(tls_server_configure_ctx(&outer_cfg, outer, err, sizeof err) == 0, "%s", err);
+    struct tls_server *_Atomic slot = NULL;
+    tls_server_follow(outer, &slot);
+    g_server_ctx = outer;
+
+    struct tls_sni_cfg sni[] = {{"a.example.org", p_sni_a, p_sni_a_key}};
+    struct tls_cfg req = base_cfg(TLS_CLIENT_REQUIRED);
+    req.sni = sni;
+    req.n_sni = 1;
+    req.min_version = TLS1_3_VERSION;
+    struct tls_cfg none = base_cfg(TLS_CLIENT_NONE);
+    struct tls_server *ts_req = server(&req), *ts_none = server(&none);
+    struct conn k;
+    char cn[128];
+
+    /* Empty slot: the context's own settings (no client certificate asked for). */
+    ck_assert_int_eq(connect_to(NULL, NULL, NULL, 0, NULL, &k), 1);
+    ck_assert_ptr_null(tls_ssl_cfg(k.s));
+    conn_free(&k);
+
+    atomic_store(&slot, ts_req);
+    ck_assert_int_eq(connect_to(NULL, NULL, NULL, 0, NULL, &k), 0); /* now required */
+    conn_free(&k);
+    ck_assert_int_eq(connect_to(NULL, &c_one, NULL, TLS1_2_VERSION, NULL, &k), 0); /* 1.3 */
+    conn_free(&k);
+    ck_assert_int_eq(connect_to(NULL, &c_other, NULL, 0, NULL, &k), 0); /* CA2: unknown */
+    conn_free(&k);
+    ck_assert_int_eq(connect_to(NULL, &c_one, "a.example.org", 0, NULL, &k), 1);
+    peer_cn(k.c, cn, sizeof cn);
+    ck_assert_str_eq(cn, "a.example.org");
+    ck_assert_ptr_eq(tls_ssl_cfg(k.s), &req);
+    char id[TLS_EID_MAX + 1];
+    ck_assert_int_eq(tls_identity_check(tls_ssl_cfg(k.s), k.s, NULL, 256, id, sizeof id),
+                     TLS_ID_CERT);
+    ck_assert_str_eq(id, "os::00256D-1");
+    SSL *before = k.s;
+
+    /* Swapped: new handshakes follow the new server, the open connection is untouched. */
+    atomic_store(&slot, ts_none);
+    struct conn k2;
+    ck_assert_int_eq(connect_to(NULL, NULL, "a.example.org", 0, NULL, &k2), 1);
+    peer_cn(k2.c, cn, sizeof cn);
+    ck_assert_str_eq(cn, "relay.example.com");
+    ck_assert_ptr_eq(tls_ssl_cfg(k2.s), &none);
+    conn_free(&k2);
+    char b = 0;
+    ck_assert_int_eq(SSL_write(k.c, "x", 1), 1);
+    ck_assert_int_eq(SSL_read(before, &b, 1), 1);
+    ck_assert_int_eq(b, 'x');
+    ck_assert_ptr_eq(tls_ssl_cfg(before), &req);
+    conn_free(&k);
+
+    g_server_ctx = NULL;
+    SSL_CTX_free(outer);
+    tls_server_free(ts_req);
+    tls_server_free(ts_none);
+}
+END_TEST
+
 START_TEST(server_new_errors)
 {
     char err[512];
@@ -1025,6 +1097,7 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, session_resumption);
     tcase_add_test(tc, ciphers_suites_groups);
     tcase_add_test(tc, configure_foreign_ctx);
+    tcase_add_test(tc, follow_slot);
     tcase_add_test(tc, server_new_errors);
     tcase_add_test(tc, config_checks);
     tcase_add_test(tc, error_text);
