@@ -5,15 +5,11 @@ endpoints and with each other, as Agents and as Controllers, byte-identical (the
 payload is the Record), each side getting the reply address the way its version carries
 it; plus one 1 MiB Record across paho, mosquitto, STOMP and UDS.
 
-mosquitto_pub and mosquitto_sub are separate connections: a second connection naming the
-same endpoint takes it over, so a mosquitto endpoint receives (mosquitto_sub -C n, which
-then exits) and only afterwards sends (mosquitto_pub)."""
+The mosquitto-clients helpers are in mosq.py."""
 
 import os
 import queue
 import shutil
-import subprocess
-import threading
 
 import paho.mqtt.client as paho
 import pytest
@@ -21,6 +17,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 import uspwire as w
+from mosq import MosqSub, mosq_pub, reply_topic_of
 
 BIG = 1024 * 1024
 WAIT = 10.0
@@ -32,15 +29,6 @@ pytestmark = pytest.mark.skipif(not shutil.which("mosquitto_sub"),
 def payload_bytes(tag):
     """A payload holding every byte value, NULs and a tag."""
     return bytes(range(256)) + b"\x00\x00" + tag.encode()
-
-
-def reply_topic_of(topic, props_response_topic, v5):
-    """Where the sender of a received PUBLISH wants answers: v5 Response Topic, 3.1.1 the
-    text after the last /reply-to= with %2F -> / (R-MQTT.25/26)."""
-    if v5:
-        return props_response_topic
-    assert "/reply-to=" in topic, topic
-    return topic.rsplit("/reply-to=", 1)[1].replace("%2F", "/")
 
 
 # ----------------------------------------------------------------- paho
@@ -123,93 +111,6 @@ class Paho:
             self.c.disconnect()
         finally:
             self.c.loop_stop()
-
-
-# ----------------------------------------------------------------- mosquitto
-
-MARK = "REC|"
-
-
-class MosqSub:
-    """mosquitto_sub as endpoint EID, receiving COUNT messages then exiting. v5: empty
-    topic filter argument = its default topic usp/endpoint/<EID> (what CONNACK
-    subscribe-topic says); 3.1.1: client id = EID, "<topic>/#"."""
-
-    def __init__(self, relay, eid, count, *, v5=True, topic=None, qos=1, tmp=None):
-        self.eid, self.v5, self.count = eid, v5, count
-        self.topic = topic or (w.mqtt_topic(eid) if v5 else "usp/agents/" + eid)
-        filt = self.topic if v5 else self.topic + "/#"
-        cmd = ["stdbuf", "-oL", "mosquitto_sub", "-d", "-h", "127.0.0.1",
-               "-p", str(relay.mqtt_port), "-V", "mqttv5" if v5 else "mqttv311",
-               "-i", eid if not v5 else "mosq-sub-" + eid.replace(":", "-"),
-               "-t", filt, "-q", str(qos), "-C", str(count), "-W", str(int(WAIT) + 5),
-               "-F", MARK + "%t|%q|%R|%C|%x"]
-        if v5:
-            cmd += ["-D", "CONNECT", "user-property", "usp-endpoint-id", eid]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        self.lines = queue.Queue()
-        self.debug = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        relay.track(self)
-        # Subscribed once the SUBACK is in (the relay processes SUBSCRIBE in order).
-        while True:
-            line = self.lines.get(timeout=WAIT)
-            assert line is not None, "mosquitto_sub ended early: %s" % "".join(self.debug)
-            if "received SUBACK" in line:
-                break
-
-    def _read(self):
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace")
-            if not line.startswith(MARK):
-                self.debug.append(line)
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def recv(self, timeout=WAIT):
-        """(topic, qos, reply topic, content type, payload) of the next message."""
-        while True:
-            line = self.lines.get(timeout=timeout)
-            assert line is not None, "mosquitto_sub ended: %s" % "".join(self.debug[-20:])
-            if line.startswith(MARK):
-                topic, qos, rt, ct, hexp = line[len(MARK):].rstrip("\n").split("|")
-                return (topic, int(qos), reply_topic_of(topic, rt, self.v5), ct,
-                        bytes.fromhex(hexp))
-
-    def wait(self):
-        """mosquitto_sub has received its COUNT messages and exited cleanly."""
-        rc = self.proc.wait(WAIT)
-        assert rc == 0, "mosquitto_sub rc=%d: %s" % (rc, "".join(self.debug[-20:]))
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-
-
-def mosq_pub(relay, tmp_path, eid, topic, record, *, v5=True, reply_to=None, qos=1):
-    """mosquitto_pub RECORD (from a file: binary-safe) to TOPIC as endpoint EID with
-    REPLY_TO as v5 Response Topic (+ Content Type usp.msg) or 3.1.1 /reply-to= suffix."""
-    f = tmp_path / ("rec-%d.bin" % len(os.listdir(tmp_path)))
-    f.write_bytes(record)
-    if not v5 and reply_to:
-        topic += w.reply_to_suffix(reply_to)
-    cmd = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(relay.mqtt_port),
-           "-V", "mqttv5" if v5 else "mqttv311", "-i", eid if not v5 else "",
-           "-t", topic, "-f", str(f), "-q", str(qos)]
-    if v5:
-        cmd += ["-D", "CONNECT", "user-property", "usp-endpoint-id", eid,
-                "-D", "PUBLISH", "content-type", "usp.msg"]
-        if reply_to:
-            cmd += ["-D", "PUBLISH", "response-topic", reply_to]
-    if v5:
-        # An empty -i is refused by mosquitto_pub: let it pick its own client id.
-        i = cmd.index("-i")
-        del cmd[i:i + 2]
-    p = subprocess.run(cmd, capture_output=True, timeout=WAIT)
-    assert p.returncode == 0, "mosquitto_pub rc=%d: %s %s" % (p.returncode, p.stdout, p.stderr)
 
 
 # ----------------------------------------------------------------- peers

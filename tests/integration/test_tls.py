@@ -22,13 +22,13 @@ import re
 import shutil
 import socket
 import ssl
-import subprocess
-import threading
 
 import pytest
 
+import mosq
 import tlsfix
 import uspwire as w
+from mosq import MosqSub, mosq_pub, needs_mosquitto
 from conftest import free_port
 
 AGENT = "os::00256D-tls1"
@@ -621,77 +621,6 @@ def test_mqtt_over_wss_identity(tls_relay, pki, mqtt_listener):
 
 # ----------------------------------------------------------------- third-party clients
 
-def _mosq_tls_args(relay, pki, cert):
-    args = ["-h", "127.0.0.1", "-p", str(relay.port_of("mqtts")), "--cafile", pki.ca]
-    if cert:
-        args += ["--cert", pki.cert(cert), "--key", pki.key(cert)]
-    return args
-
-
-MARK = "REC|"
-
-
-class MosqSub:
-    """mosquitto_sub over TLS as endpoint EID (v5: usp-endpoint-id, 3.1.1: client id EID),
-    receiving COUNT messages on usp/endpoint/EID then exiting."""
-
-    def __init__(self, relay, pki, cert, eid, count, v5=True):
-        self.topic = w.mqtt_topic(eid)
-        cmd = ["stdbuf", "-oL", "mosquitto_sub", "-d"] + _mosq_tls_args(relay, pki, cert) + [
-            "-V", "mqttv5" if v5 else "mqttv311", "-t", self.topic if v5 else self.topic + "/#",
-            "-q", "1", "-C", str(count), "-W", str(int(WAIT) + 5), "-F", MARK + "%x"]
-        cmd += ["-D", "CONNECT", "user-property", "usp-endpoint-id", eid] if v5 else ["-i", eid]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        self.lines = queue.Queue()
-        self.debug = []
-        threading.Thread(target=self._read, daemon=True).start()
-        relay.track(self)
-        while True:
-            line = self.lines.get(timeout=WAIT)
-            assert line is not None, "mosquitto_sub ended early: %s" % "".join(self.debug)
-            if "received SUBACK" in line:
-                break
-
-    def _read(self):
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace")
-            if not line.startswith(MARK):
-                self.debug.append(line)
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def recv(self):
-        while True:
-            line = self.lines.get(timeout=WAIT)
-            assert line is not None, "mosquitto_sub ended: %s" % "".join(self.debug[-20:])
-            if line.startswith(MARK):
-                return bytes.fromhex(line[len(MARK):].strip())
-
-    def wait(self):
-        rc = self.proc.wait(WAIT)
-        assert rc == 0, "mosquitto_sub rc=%d: %s" % (rc, "".join(self.debug[-20:]))
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-
-
-def mosq_pub(relay, pki, tmp_path, cert, eid, topic, record, v5=True):
-    """mosquitto_pub over TLS as EID; returns the CompletedProcess."""
-    f = tmp_path / ("rec-%d.bin" % len(list(tmp_path.iterdir())))
-    f.write_bytes(record)
-    cmd = ["mosquitto_pub"] + _mosq_tls_args(relay, pki, cert) + [
-        "-V", "mqttv5" if v5 else "mqttv311", "-t", topic, "-f", str(f), "-q", "1"]
-    cmd += ["-D", "CONNECT", "user-property", "usp-endpoint-id", eid] if v5 else ["-i", eid]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT)
-
-
-needs_mosquitto = pytest.mark.skipif(not shutil.which("mosquitto_sub"),
-                                     reason="mosquitto-clients not installed")
-
-
 @needs_mosquitto
 @pytest.mark.parametrize("v5", [True, False], ids=["v5", "v311"])
 def test_mosquitto_over_tls(tls_relay, pki, tmp_path, v5):
@@ -701,22 +630,25 @@ def test_mosquitto_over_tls(tls_relay, pki, tmp_path, v5):
     one without a certificate fails the handshake."""
     relay = tls_relay()
     ctrl = relay.stomp_endpoint("self::plain-mosq")
-    sub = MosqSub(relay, pki, "agent", AGENT, 1, v5=v5)
+    sub = MosqSub(relay, AGENT, 1, v5=v5, topic=w.mqtt_topic(AGENT),
+                  conn=mosq.tls_args(relay, pki, "agent"))
     r = w.no_session(AGENT, ctrl.eid, payload("to mosquitto"))
     ctrl.send_record(r)
-    assert sub.recv() == r
+    assert sub.recv()[-1] == r
     sub.wait()
     back = w.no_session(ctrl.eid, AGENT, payload("from mosquitto"))
-    p = mosq_pub(relay, pki, tmp_path, "agent", AGENT, w.mqtt_topic(ctrl.eid), back, v5=v5)
-    assert p.returncode == 0, (p.stdout, p.stderr)
+    mosq_pub(relay, tmp_path, AGENT, w.mqtt_topic(ctrl.eid), back, v5=v5,
+             conn=mosq.tls_args(relay, pki, "agent"))
     assert ctrl.recv_record() == back
     start = len(relay.log())
-    p = mosq_pub(relay, pki, tmp_path, "agent", OTHER, w.mqtt_topic(ctrl.eid), back, v5=v5)
+    p = mosq_pub(relay, tmp_path, OTHER, w.mqtt_topic(ctrl.eid), back, v5=v5,
+                 conn=mosq.tls_args(relay, pki, "agent"), check=False)
     assert p.returncode != 0
     assert "not authori" in (p.stdout + p.stderr).lower(), (p.stdout, p.stderr)
     relay.wait_log(r"event=identity_refused [^\n]*listener=mqtts [^\n]*reason=mismatch",
                    start=start)
-    p = mosq_pub(relay, pki, tmp_path, None, AGENT, w.mqtt_topic(ctrl.eid), back, v5=v5)
+    p = mosq_pub(relay, tmp_path, AGENT, w.mqtt_topic(ctrl.eid), back, v5=v5,
+                 conn=mosq.tls_args(relay, pki, None), check=False)
     assert p.returncode != 0
     relay.wait_log(r"event=tls_failed [^\n]*listener=mqtts ", start=start)
     ctrl.expect_nothing(0.2)
