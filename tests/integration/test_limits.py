@@ -4,7 +4,6 @@ token bucket per listener). A refused connection gets its MTP's "busy" answer, t
 closed: STOMP ERROR "server busy" at once, MQTT CONNACK 0x89 (rate) / 0x97 (source) or
 3.1.1 return code 3, WebSocket HTTP 503, UDS Error TLV "server busy"."""
 import collections
-import re
 import socket
 import time
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import uspwire as w
-from uspwire import (MQTT_CONNACK, MQTT_DISCONNECT, MQTT_PUBACK, MQTT_PUBCOMP, MQTT_PUBLISH,
+from uspwire import (MQTT_CONNACK, MQTT_DISCONNECT, MQTT_PUBACK, MQTT_PUBCOMP,
                      MQTT_PUBREC, MQTT_PUBREL)
 
 MAX_RECORD = 65536
