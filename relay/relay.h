@@ -15,6 +15,8 @@
 #include "relay/topic_filters.h"
 
 struct auth_limit;
+struct config_ref;
+struct grace;
 struct src_limit;
 struct tls_server;
 struct worker;
@@ -31,21 +33,14 @@ struct relay {
     struct auth_limit *auth_limit; /* failed logins per source address (all workers) */
     struct src_limit *src_limit; /* open connections per source address and accept rate
                                     per listener (all workers) */
-    /* per listener (index in cfg->listeners), NULL if plain; WebSocket listeners' TLS
-     * lives in libwebsockets. SIGHUP swaps in new ones (atomically: workers read them
-     * when they adopt a socket); replaced ones stay in tls_retired until exit, since
-     * handshakes in progress may still use their SNI contexts. */
-    struct tls_server *_Atomic *tls;
-    struct tls_server **tls_retired;
-    size_t n_retired;
-    /* The policy in force: cfg->policy at start, a reloaded configuration's after SIGHUP.
-     * Reloaded configurations stay in cfg_retired until exit (Records in flight may be
-     * checked against them). */
-    _Atomic(const struct policy_cfg *) policy;
-    /* Per listener: its password_file as loaded last (SIGHUP loads it again), or NULL. */
-    struct passwd_db *_Atomic *passwd;
-    struct relay_config **cfg_retired;
-    size_t n_cfg_retired;
+    /* What SIGHUP reloads (relay/reload.c); workers read the atomics, the main thread
+     * swaps them and frees what they replace once unused (relay/grace.c). */
+    struct tls_server *_Atomic *tls; /* per listener (index in cfg->listeners); NULL: plain */
+    _Atomic(const struct policy_cfg *) policy; /* cfg->policy, or a reloaded one's */
+    struct passwd_db *_Atomic *passwd;         /* per listener: its password_file, or NULL */
+    struct config_ref *cfg_live;       /* the configuration the policy in force is from */
+    struct config_ref **passwd_owner;  /* per listener: configuration of its passwd */
+    struct grace *grace;               /* releases waiting for the workers (main thread) */
     _Atomic uint64_t next_conn_id;
     _Atomic uint32_t live_conns; /* accepted and not yet freed, against max_connections */
     struct stats acceptor;       /* counters of the accepting thread */

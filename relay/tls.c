@@ -56,6 +56,9 @@ struct tls_server {
     struct sni_ctx *sni;
     size_t n_sni;
     const struct tls_cfg *cfg; /* the settings it was built from; identity rules */
+    atomic_uint refs;          /* its holder's, plus one per SSL tagged with it */
+    void (*on_last_unref)(void *arg);
+    void *on_last_unref_arg;
 };
 
 /* Index of the SSL ex_data slot naming the struct tls_server a connection's SSL was set
@@ -63,9 +66,34 @@ struct tls_server {
 static int ssl_server_index = -1;
 static pthread_once_t ssl_server_index_once = PTHREAD_ONCE_INIT;
 
+/* OpenSSL calls this when an SSL is freed: the tag's reference goes with it. */
+static void ssl_server_tag_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+                                long argl, void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    if (ptr)
+        tls_server_unref(ptr);
+}
+
 static void ssl_server_index_init(void)
 {
-    ssl_server_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    ssl_server_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, ssl_server_tag_free);
+}
+
+/* Tag SSL with TS (a reference for as long as the SSL lives, or until retagged). */
+static int ssl_tag(SSL *ssl, struct tls_server *ts)
+{
+    struct tls_server *old = SSL_get_ex_data(ssl, ssl_server_index);
+    if (old == ts)
+        return 0;
+    atomic_fetch_add_explicit(&ts->refs, 1, memory_order_relaxed);
+    if (SSL_set_ex_data(ssl, ssl_server_index, ts) != 1) {
+        tls_server_unref(ts);
+        return -1;
+    }
+    if (old)
+        tls_server_unref(old);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ errors */
@@ -319,6 +347,7 @@ struct tls_server *tls_server_new(const struct tls_cfg *cfg, char *err, size_t e
         return NULL;
     }
     ts->cfg = cfg;
+    atomic_init(&ts->refs, 1);
     pthread_once(&ssl_server_index_once, ssl_server_index_init);
     ts->ctx = SSL_CTX_new(TLS_server_method());
     if (!ts->ctx || ssl_server_index < 0) {
@@ -365,7 +394,7 @@ struct tls_server *tls_server_new(const struct tls_cfg *cfg, char *err, size_t e
     return ts;
 
 fail:
-    tls_server_free(ts);
+    tls_server_unref(ts);
     return NULL;
 }
 
@@ -377,7 +406,7 @@ SSL_CTX *tls_server_ctx(struct tls_server *ts)
 SSL *tls_server_ssl_new(struct tls_server *ts)
 {
     SSL *ssl = SSL_new(ts->ctx);
-    if (ssl && SSL_set_ex_data(ssl, ssl_server_index, ts) != 1) {
+    if (ssl && ssl_tag(ssl, ts) != 0) {
         SSL_free(ssl);
         return NULL;
     }
@@ -406,8 +435,7 @@ static int on_foreign_client_hello(SSL *ssl, int *alert, void *arg)
     if (!ts)
         return SSL_CLIENT_HELLO_SUCCESS; /* the context's own settings serve */
     const struct tls_cfg *cfg = ts->cfg;
-    int ok = SSL_set_SSL_CTX(ssl, ts->ctx) == ts->ctx &&
-             SSL_set_ex_data(ssl, ssl_server_index, ts) == 1 &&
+    int ok = SSL_set_SSL_CTX(ssl, ts->ctx) == ts->ctx && ssl_tag(ssl, ts) == 0 &&
              SSL_set_min_proto_version(ssl, SSL_CTX_get_min_proto_version(ts->ctx)) == 1 &&
              SSL_set_cipher_list(ssl, cfg->ciphers ? cfg->ciphers
                                                    : OSSL_default_cipher_list()) == 1 &&
@@ -430,9 +458,15 @@ void tls_server_follow(SSL_CTX *ctx, struct tls_server *_Atomic *slot)
     SSL_CTX_set_client_hello_cb(ctx, on_foreign_client_hello, slot);
 }
 
-void tls_server_free(struct tls_server *ts)
+void tls_server_on_last_unref(struct tls_server *ts, void (*fn)(void *arg), void *arg)
 {
-    if (!ts)
+    ts->on_last_unref = fn;
+    ts->on_last_unref_arg = arg;
+}
+
+void tls_server_unref(struct tls_server *ts)
+{
+    if (!ts || atomic_fetch_sub_explicit(&ts->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (size_t i = 0; i < ts->n_sni; i++) {
         SSL_CTX_free(ts->sni[i].ctx);
@@ -440,9 +474,12 @@ void tls_server_free(struct tls_server *ts)
     }
     free(ts->sni);
     SSL_CTX_free(ts->ctx);
+    void (*fn)(void *) = ts->on_last_unref;
+    void *arg = ts->on_last_unref_arg;
     free(ts);
+    if (fn)
+        fn(arg);
 }
-
 /* ------------------------------------------------------------------ identity */
 
 /* The peer certificate of a finished handshake that verified, or NULL. */

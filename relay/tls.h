@@ -38,7 +38,12 @@ struct tls_server;
 
 /* Build the server contexts of CFG (cfg->certificate must be set). Returns NULL with
  * a one-line reason in ERR (ERRLEN bytes, always terminated) on failure. The server
- * keeps CFG for tls_ssl_cfg(): CFG must outlive it. */
+ * keeps CFG for tls_ssl_cfg(): CFG must outlive it (tls_server_on_last_unref() can say
+ * when it may go).
+ *
+ * A server is reference-counted: the caller holds one reference, and every SSL it set up
+ * (tls_server_ssl_new(), a followed context) holds one until SSL_free(). So material
+ * replaced on SIGHUP lives exactly as long as connections made with it. */
 struct tls_server *tls_server_new(const struct tls_cfg *cfg, char *err, size_t errlen);
 
 /* The default (non-SNI) context; owned by TS. */
@@ -49,7 +54,12 @@ SSL_CTX *tls_server_ctx(struct tls_server *ts);
  * with SSL_free(). */
 SSL *tls_server_ssl_new(struct tls_server *ts);
 
-void tls_server_free(struct tls_server *ts);
+/* Drop a reference; the last one frees the contexts and then calls the
+ * tls_server_on_last_unref() function. NULL is ignored. Any thread. */
+void tls_server_unref(struct tls_server *ts);
+
+/* Call FN(ARG) when TS is freed (e.g. to release the configuration CFG belongs to). */
+void tls_server_on_last_unref(struct tls_server *ts, void (*fn)(void *arg), void *arg);
 
 /* Make CTX, a server context made elsewhere (libwebsockets' vhost context), hand each
  * new connection to the tls_server in *SLOT at that moment: early in the ClientHello

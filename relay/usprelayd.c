@@ -21,6 +21,7 @@
 #include "relay/mtp/ws_server.h"
 #include "relay/passwd.h"
 #include "relay/relay.h"
+#include "relay/reload.h"
 #include "relay/router.h"
 #include "relay/src_limit.h"
 #include "relay/tls.h"
@@ -92,129 +93,6 @@ static void log_summary(const struct relay *r)
     log_info("stopped", "%s", line);
 }
 
-/* The TLS contexts of the TCP listeners (a websocket listener's libwebsockets context
- * hands its handshakes over to its one: tls_server_follow()). */
-static int tls_servers_new(struct relay *r)
-{
-    const struct relay_config *cfg = r->cfg;
-    char err[512];
-    r->tls = calloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof *r->tls);
-    if (!r->tls) {
-        log_error("startup_failed", "reason=no_memory");
-        return -1;
-    }
-    for (size_t i = 0; i < cfg->n_listeners; i++) {
-        const struct listener_cfg *l = &cfg->listeners[i];
-        if (!l->tls.certificate)
-            continue;
-        r->tls[i] = tls_server_new(&l->tls, err, sizeof err);
-        if (!r->tls[i]) {
-            log_error("startup_failed", "reason=tls listener=%s error=\"%s\"", l->name, err);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static void tls_servers_free(struct relay *r)
-{
-    for (size_t i = 0; r->tls && i < r->cfg->n_listeners; i++)
-        tls_server_free(r->tls[i]);
-    free(r->tls);
-    for (size_t i = 0; i < r->n_retired; i++)
-        tls_server_free(r->tls_retired[i]);
-    free(r->tls_retired);
-}
-
-/* Re-read the certificate, key, CA and CRL files of every TLS listener, as
- * NEW (a freshly loaded configuration) names them for the listener of the same name. New
- * connections get the new material; existing ones keep theirs. A listener whose files do
- * not load keeps the old material (logged). */
-static void tls_servers_reload(struct relay *r, const struct relay_config *new)
-{
-    const struct relay_config *cfg = r->cfg;
-    char err[512];
-    for (size_t i = 0; i < cfg->n_listeners; i++) {
-        const char *name = cfg->listeners[i].name;
-        const struct listener_cfg *l = NULL;
-        for (size_t k = 0; k < new->n_listeners; k++)
-            if (strcmp(new->listeners[k].name, name) == 0)
-                l = &new->listeners[k];
-        if (!r->tls[i])
-            continue;
-        if (!l || !l->tls.certificate || l->type != cfg->listeners[i].type) {
-            log_warn("tls_reload_skipped", "listener=%s reason=\"listener removed, changed or "
-                     "without tls in the new configuration: restart to apply\"", name);
-            continue;
-        }
-        struct tls_server **ret = realloc(r->tls_retired, (r->n_retired + 1) * sizeof *ret);
-        if (ret)
-            r->tls_retired = ret;
-        struct tls_server *ts = ret ? tls_server_new(&l->tls, err, sizeof err) : NULL;
-        if (!ts) {
-            log_error("tls_reload_failed", "listener=%s error=\"%s\" action=keep_old", name,
-                      ret ? err : "out of memory");
-            continue;
-        }
-        r->tls_retired[r->n_retired++] = atomic_exchange(&r->tls[i], ts);
-        log_info("tls_reloaded", "listener=%s certificate=%s", name, l->tls.certificate);
-    }
-}
-
-/* Password files, as NEW loaded them, for the listeners of the same name that had one. */
-static void passwd_reload(struct relay *r, const struct relay_config *new)
-{
-    const struct relay_config *cfg = r->cfg;
-    for (size_t i = 0; i < cfg->n_listeners; i++) {
-        if (!cfg->listeners[i].passwd)
-            continue;
-        const struct listener_cfg *l = NULL;
-        for (size_t k = 0; k < new->n_listeners; k++)
-            if (strcmp(new->listeners[k].name, cfg->listeners[i].name) == 0)
-                l = &new->listeners[k];
-        if (!l || !l->passwd) {
-            log_warn("passwd_reload_skipped", "listener=%s reason=\"no password_file in the new "
-                     "configuration: restart to apply\"", cfg->listeners[i].name);
-            continue;
-        }
-        atomic_store(&r->passwd[i], l->passwd);
-        log_info("passwd_reloaded", "listener=%s users=%zu", l->name, passwd_count(l->passwd));
-    }
-}
-
-/* SIGHUP: load the configuration file again. Invalid: every error is logged and nothing
- * changes. Valid: its policy takes effect for every Record from now on, and the TLS
- * material of every TLS listener is re-read; other changes need a restart (said). */
-static void reload(struct relay *r)
-{
-    char err[8192];
-    struct relay_config *new = NULL;
-    int nerr = config_load(r->cfg->path, &new, err, sizeof err);
-    if (nerr != 0) {
-        char *save = NULL;
-        for (char *line = strtok_r(err, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-            char esc[600];
-            log_error("reload_refused", "error=\"%s\"",
-                      log_escape(esc, sizeof esc, line, strlen(line), 512));
-        }
-        log_error("reload_refused", "config=%s errors=%d action=keep_old", r->cfg->path, nerr);
-        return;
-    }
-    struct relay_config **ret = realloc(r->cfg_retired, (r->n_cfg_retired + 1) * sizeof *ret);
-    if (!ret) {
-        config_free(new);
-        log_error("reload_refused", "config=%s reason=no_memory action=keep_old", r->cfg->path);
-        return;
-    }
-    r->cfg_retired = ret;
-    r->cfg_retired[r->n_cfg_retired++] = new;
-    atomic_store_explicit(&r->policy, &new->policy, memory_order_release);
-    log_info("policy_reloaded", "rules=%zu controllers=%zu default=%s", new->policy.n_rules,
-             new->policy.n_controllers, new->policy.default_allow ? "allow" : "deny");
-    tls_servers_reload(r, new);
-    passwd_reload(r, new);
-}
-
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
@@ -222,12 +100,12 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     struct relay *r = arg;
     log_info("signal", "signal=HUP action=reload note=\"the policy and TLS files take effect; "
              "other configuration changes need a restart\"");
-    reload(r);
+    reload_apply(r);
 }
 
 static int run(const struct relay_config *cfg)
 {
-    struct relay r = {.cfg = cfg, .policy = &cfg->policy};
+    struct relay r = {.cfg = cfg};
     struct event_base *base = NULL;
     struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     sigset_t stop_sigs;
@@ -251,15 +129,8 @@ static int run(const struct relay_config *cfg)
         log_error("startup_failed", "reason=no_memory");
         goto out;
     }
-    if (tls_servers_new(&r) != 0)
+    if (reload_init(&r) != 0)
         goto out;
-    r.passwd = calloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof *r.passwd);
-    if (!r.passwd) {
-        log_error("startup_failed", "reason=no_memory");
-        goto out;
-    }
-    for (size_t i = 0; i < cfg->n_listeners; i++)
-        r.passwd[i] = cfg->listeners[i].passwd;
     for (unsigned i = 0; i < cfg->workers; i++) {
         r.workers[i] = worker_new(&r, i);
         if (!r.workers[i]) {
@@ -325,11 +196,7 @@ out:
     topic_filters_free(r.topic_filters);
     auth_limit_free(r.auth_limit);
     src_limit_free(r.src_limit);
-    tls_servers_free(&r);
-    free(r.passwd);
-    for (size_t i = 0; i < r.n_cfg_retired; i++)
-        config_free(r.cfg_retired[i]);
-    free(r.cfg_retired);
+    reload_fini(&r);
     if (sigterm)
         event_free(sigterm);
     if (sigint)

@@ -379,7 +379,7 @@ START_TEST(required_mode)
         ck_assert_int_eq(try_connect(ts, NULL, versions[v], &vr), 0);
         ck_assert_int_eq(vr, X509_V_OK); /* refused for the missing certificate */
     }
-    tls_server_free(ts);
+    tls_server_unref(ts);
 }
 END_TEST
 
@@ -412,7 +412,7 @@ START_TEST(optional_mode)
     long vr = 0;
     ck_assert_int_eq(try_connect(ts, &c_other, 0, &vr), 0);
     ck_assert_int_eq(vr, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
-    tls_server_free(ts);
+    tls_server_unref(ts);
 }
 END_TEST
 
@@ -431,7 +431,7 @@ START_TEST(none_mode)
                      TLS_ID_DECLARED);
     ck_assert_str_eq(id, "os::00256D-9");
     conn_free(&k);
-    tls_server_free(ts);
+    tls_server_unref(ts);
 }
 END_TEST
 
@@ -448,7 +448,7 @@ START_TEST(verify_failures)
         /* No CRL configured: the revoked certificate still passes. */
         ck_assert_int_eq(try_connect(ts, &c_revoked, versions[v], &vr), 1);
     }
-    tls_server_free(ts);
+    tls_server_unref(ts);
 
     cfg.crl = p_crl1;
     ts = server(&cfg);
@@ -459,7 +459,7 @@ START_TEST(verify_failures)
         ck_assert_int_eq(try_connect(ts, &c_one, versions[v], &vr), 1);
         ck_assert_int_eq(vr, X509_V_OK);
     }
-    tls_server_free(ts);
+    tls_server_unref(ts);
 
     /* Trusting CA2 instead turns the tables. */
     cfg = base_cfg(TLS_CLIENT_REQUIRED);
@@ -467,7 +467,7 @@ START_TEST(verify_failures)
     ts = server(&cfg);
     ck_assert_int_eq(try_connect(ts, &c_other, 0, NULL), 1);
     ck_assert_int_eq(try_connect(ts, &c_one, 0, NULL), 0);
-    tls_server_free(ts);
+    tls_server_unref(ts);
 }
 END_TEST
 
@@ -502,7 +502,7 @@ START_TEST(unverified_certificate_ignored)
                      TLS_ID_NO_VERIFIED_CERT);
     ck_assert_str_eq(id, "");
     conn_free(&k);
-    tls_server_free(ts);
+    tls_server_unref(ts);
 }
 END_TEST
 
@@ -545,7 +545,7 @@ START_TEST(peer_endpoint_ids)
     ck_assert_int_eq(tls_identity_check(&cfg, s, "self::a", 256, id, sizeof id),
                      TLS_ID_NO_VERIFIED_CERT);
     SSL_free(s);
-    tls_server_free(ts);
+    tls_server_unref(ts);
 }
 END_TEST
 
@@ -607,7 +607,7 @@ START_TEST(identity_from_san)
     ck_assert_int_eq(tls_identity_check(&cfg, k.s, NULL, 256, id, sizeof id),
                      TLS_ID_NO_CERT_ID);
     conn_free(&k);
-    tls_server_free(ts);
+    tls_server_unref(ts);
 
     /* No TLS at all. */
     struct tls_cfg plain;
@@ -671,7 +671,7 @@ START_TEST(identity_from_cn_map)
     ck_assert_int_eq(tls_identity_check(&cfg, k.s, "self::legacy7", 256, id, sizeof id),
                      TLS_ID_DECLARED);
     conn_free(&k);
-    tls_server_free(ts);
+    tls_server_unref(ts);
 }
 END_TEST
 
@@ -727,7 +727,7 @@ START_TEST(sni_selects_certificate)
         ck_assert_int_eq(connect_to(ts, &c_other, cases[i].sent, 0, NULL, &k), 0);
         conn_free(&k);
     }
-    tls_server_free(ts);
+    tls_server_unref(ts);
 }
 END_TEST
 
@@ -739,7 +739,7 @@ START_TEST(min_version_13)
     ck_assert_int_eq(connect_to(ts, NULL, NULL, TLS1_2_VERSION, NULL, &k), 1);
     ck_assert_int_eq(SSL_version(k.c), TLS1_2_VERSION);
     conn_free(&k);
-    tls_server_free(ts);
+    tls_server_unref(ts);
 
     cfg.min_version = TLS1_3_VERSION;
     ts = server(&cfg);
@@ -748,7 +748,7 @@ START_TEST(min_version_13)
     ck_assert_int_eq(connect_to(ts, NULL, NULL, 0, NULL, &k), 1);
     ck_assert_int_eq(SSL_version(k.c), TLS1_3_VERSION);
     conn_free(&k);
-    tls_server_free(ts);
+    tls_server_unref(ts);
 }
 END_TEST
 
@@ -788,7 +788,7 @@ START_TEST(session_resumption)
     }
     g_client_options = 0;
     ck_assert_int_ge(SSL_CTX_sess_number(tls_server_ctx(ts)), 1); /* the no-ticket run */
-    tls_server_free(ts);
+    tls_server_unref(ts);
 }
 END_TEST
 
@@ -812,7 +812,7 @@ START_TEST(ciphers_suites_groups)
     /* Renegotiation is off. */
     ck_assert_uint_ne(SSL_get_options(k.s) & SSL_OP_NO_RENEGOTIATION, 0);
     conn_free(&k);
-    tls_server_free(ts);
+    tls_server_unref(ts);
 }
 END_TEST
 
@@ -910,8 +910,56 @@ START_TEST(follow_slot)
 
     g_server_ctx = NULL;
     SSL_CTX_free(outer);
-    tls_server_free(ts_req);
-    tls_server_free(ts_none);
+    tls_server_unref(ts_req);
+    tls_server_unref(ts_none);
+}
+END_TEST
+
+static void count_release(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* A server lives while its holder or any SSL it set up does; then the hook runs once. */
+START_TEST(server_lives_with_its_connections)
+{
+    struct tls_cfg cfg = base_cfg(TLS_CLIENT_REQUIRED);
+    struct tls_server *ts = server(&cfg);
+    int released = 0;
+    tls_server_on_last_unref(ts, count_release, &released);
+    struct conn k1, k2;
+    ck_assert_int_eq(connect_to(ts, &c_one, NULL, 0, NULL, &k1), 1);
+    ck_assert_int_eq(connect_to(ts, &c_one, NULL, TLS1_2_VERSION, NULL, &k2), 1);
+    tls_server_unref(ts); /* the holder lets go: two connections still use it */
+    ck_assert_int_eq(released, 0);
+    ck_assert_ptr_eq(tls_ssl_cfg(k1.s), &cfg);
+    char b = 0;
+    ck_assert_int_eq(SSL_write(k1.c, "y", 1), 1);
+    ck_assert_int_eq(SSL_read(k1.s, &b, 1), 1);
+    conn_free(&k1);
+    ck_assert_int_eq(released, 0);
+    conn_free(&k2);
+    ck_assert_int_eq(released, 1);
+
+    /* Through a followed context as well, and a slot swap releases nothing in use. */
+    struct tls_cfg none = base_cfg(TLS_CLIENT_NONE);
+    SSL_CTX *outer = SSL_CTX_new(TLS_server_method());
+    char err[512];
+    ck_assert_msg(tls_server_configure_ctx(&none, outer, err, sizeof err) == 0, "%s", err);
+    ts = server(&cfg);
+    released = 0;
+    tls_server_on_last_unref(ts, count_release, &released);
+    struct tls_server *_Atomic slot = ts;
+    tls_server_follow(outer, &slot);
+    g_server_ctx = outer;
+    ck_assert_int_eq(connect_to(NULL, &c_one, NULL, 0, NULL, &k1), 1);
+    atomic_store(&slot, NULL);
+    tls_server_unref(ts);
+    ck_assert_int_eq(released, 0);
+    conn_free(&k1);
+    ck_assert_int_eq(released, 1);
+    g_server_ctx = NULL;
+    SSL_CTX_free(outer);
 }
 END_TEST
 
@@ -1073,7 +1121,7 @@ START_TEST(error_text)
     tls_error_text(k.s, buf, sizeof buf);
     ck_assert_msg(strstr(buf, "verify: certificate has expired") != NULL, "%s", buf);
     conn_free(&k);
-    tls_server_free(ts);
+    tls_server_unref(ts);
 }
 END_TEST
 
@@ -1098,6 +1146,7 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, ciphers_suites_groups);
     tcase_add_test(tc, configure_foreign_ctx);
     tcase_add_test(tc, follow_slot);
+    tcase_add_test(tc, server_lives_with_its_connections);
     tcase_add_test(tc, server_new_errors);
     tcase_add_test(tc, config_checks);
     tcase_add_test(tc, error_text);
