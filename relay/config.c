@@ -9,7 +9,8 @@
  * The rest of the loader, behind config_ctx.h: config_ctx.c collects the errors,
  * config_scan.c pre-scans the raw text for what libconfig would misread,
  * config_get.c reads typed values and rejects unknown keys, config_listeners.c parses
- * the listeners.
+ * the listeners, config_cache.c the cache group; config_policy.c (policy.h) parses the
+ * policy group.
  */
 #include "relay/config.h"
 
@@ -65,7 +66,8 @@ const char *connect_records_name(enum connect_records_mode m)
 
 /* ------------------------------------------------------------------ groups */
 
-static const char *const top_keys[] = {"relay", "log", "limits", "policy", "listeners", NULL};
+static const char *const top_keys[] = {"relay",  "log",       "limits", "policy",
+                                       "cache", "listeners", NULL};
 static const char *const relay_keys[] = {
     "endpoint_id",     "workers",         "max_endpoint_id_length", "from_id_policy",
     "duplicate_id_policy", "connect_records", "shutdown_timeout",   "max_connections", NULL};
@@ -214,6 +216,7 @@ static void validate(struct config_ctx *c, const config_t *lc, struct relay_conf
     if (lim)
         config_parse_limits(c, lim, "limits", &cfg->limits);
     config_parse_policy(c, root, cfg);
+    config_parse_cache(c, root, cfg);
     config_parse_listeners(c, root, cfg);
 }
 
@@ -324,6 +327,7 @@ void config_free(struct relay_config *cfg)
     }
     free(cfg->listeners);
     policy_cfg_free(&cfg->policy);
+    policy_patterns_free(cfg->cache.exclude, cfg->cache.n_exclude);
     free(cfg->endpoint_id);
     free(cfg->path);
     free(cfg);

@@ -145,6 +145,8 @@ struct listener_cfg {
     struct tls_cfg tls;  /* TCP listeners; tls.certificate NULL when plain */
     char *password_file; /* stomp/mqtt: credentials checked against this file, or NULL */
     struct passwd_db *passwd; /* its contents, loaded with the configuration */
+    int cache;           /* Records received here may be cached (listener key "cache",
+                            default 1); 0: they are dropped when they cannot be sent */
 };
 
 /* Who may send Records to whom (relay.policy): endpoint ID patterns. */
@@ -180,6 +182,19 @@ struct policy_cfg {
                                         the declared controllers */
 };
 
+/* The offline cache (top-level group "cache", relay/cache.h): Records for endpoints
+ * that are not connected, or whose connection is behind, wait here. */
+struct cache_cfg {
+    int enabled;                       /* default 1 */
+    uint32_t ttl_ms;                   /* age at which a cached Record expires */
+    uint32_t max_records_per_endpoint; /* per destination endpoint ID */
+    uint64_t max_bytes_per_endpoint;
+    uint64_t max_records;              /* all destinations together */
+    uint64_t max_bytes;
+    struct policy_pattern *exclude;    /* to_id patterns never cached */
+    size_t n_exclude;
+};
+
 struct relay_config {
     char *path;                     /* the file this was read from */
     char *endpoint_id;              /* the relay's own ID (UDS handshakes) */
@@ -194,6 +209,7 @@ struct relay_config {
     enum log_level log_level;
     struct limits_cfg limits;       /* defaults for listeners */
     struct policy_cfg policy;       /* the policy group; no rules: everything allowed */
+    struct cache_cfg cache;         /* the cache group */
     struct listener_cfg *listeners;
     size_t n_listeners;
 };

@@ -156,4 +156,13 @@ void config_parse_limits(struct config_ctx *c, const config_setting_t *g, const 
 void config_parse_listeners(struct config_ctx *c, const config_setting_t *root,
                             struct relay_config *cfg);
 
+/* ---- config_cache.c */
+
+/* Parse the optional "cache" group of ROOT into CFG->cache, setting the defaults whether
+ * or not the group is there (relay.max_endpoint_id_length and limits.max_record_size
+ * must already be parsed: exclude patterns and the byte bounds are checked against
+ * them). CFG->cache.exclude is freed by config_free(). */
+void config_parse_cache(struct config_ctx *c, const config_setting_t *root,
+                        struct relay_config *cfg);
+
 #endif

@@ -61,6 +61,7 @@ static const char *const listener_keys[] = {
     "controllers", "paths", "mqtt_listener", "ping_interval", "ping_timeout",
     "fragment_size",
     "tls",
+    "cache",
     NULL};
 static const unsigned char listener_key_types[] = {
     FOR_ALL, FOR_ALL, FOR_ALL, FOR_ALL,
@@ -74,7 +75,8 @@ static const unsigned char listener_key_types[] = {
     FOR_UDS, FOR_UDS, FOR_UDS, FOR_UDS, FOR_UDS,
     FOR_WS, FOR_WS, FOR_WS, FOR_WS, FOR_WS,
     FOR_WS,
-    FOR_TCP};
+    FOR_TCP,
+    FOR_ALL};
 _Static_assert(NELEM(listener_keys) == NELEM(listener_key_types) + 1,
                "one type mask per listener key");
 
@@ -1280,6 +1282,7 @@ static void parse_listener(struct config_ctx *c, const config_setting_t *g, size
     l->ws.ping_timeout_s = 30;
     l->ws.fragment_size = 0;
     l->tls.min_version = TLS1_2_VERSION;
+    l->cache = 1;
 
     if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
         config_report(c, g, pre,
@@ -1337,6 +1340,7 @@ static void parse_listener(struct config_ctx *c, const config_setting_t *g, size
     long long v;
     if (config_get_int(c, g, pre, "backlog", 1, 65535, &v) == 1)
         l->backlog = (int)v;
+    config_get_bool(c, g, pre, "cache", &l->cache);
 
     const config_setting_t *lg = config_get_group(c, g, pre, "limits");
     if (lg) {

@@ -141,7 +141,7 @@ static int parse_pattern(struct config_ctx *c, const config_setting_t *e, const 
 /* Member NAME of group G (key path PRE): a list or array of patterns, stored in *OUT
  * (*N entries). Returns 1 when present and valid, 0 when absent (reported when
  * REQUIRED), -1 when wrong (reported). An empty list is wrong when REQUIRED. */
-static int parse_patterns(struct config_ctx *c, const config_setting_t *g, const char *pre,
+int config_parse_patterns(struct config_ctx *c, const config_setting_t *g, const char *pre,
                           const char *name, int required, uint32_t max_len,
                           struct policy_pattern **out, size_t *n_out)
 {
@@ -218,8 +218,8 @@ static void parse_rule(struct config_ctx *c, const config_setting_t *e, const ch
         config_key_join(key, sizeof key, epre, "action");
         config_report(c, e, key, "required: \"allow\" or \"deny\"");
     }
-    parse_patterns(c, e, epre, "from", 1, max_len, &r->from, &r->n_from);
-    parse_patterns(c, e, epre, "to", 1, max_len, &r->to, &r->n_to);
+    config_parse_patterns(c, e, epre, "from", 1, max_len, &r->from, &r->n_from);
+    config_parse_patterns(c, e, epre, "to", 1, max_len, &r->to, &r->n_to);
 }
 
 static void parse_rules(struct config_ctx *c, const config_setting_t *g, uint32_t max_len,
@@ -275,8 +275,8 @@ void config_parse_policy(struct config_ctx *c, const config_setting_t *root,
     int e;
     if (config_get_enum(c, g, "policy", "default", verdict_names, NELEM(verdict_names), &e) == 1)
         p->default_allow = e;
-    int ctl = parse_patterns(c, g, "policy", "controllers", 0, max_len, &p->controllers,
-                             &p->n_controllers);
+    int ctl = config_parse_patterns(c, g, "policy", "controllers", 0, max_len,
+                                    &p->controllers, &p->n_controllers);
     int only = 0;
     if (config_get_bool(c, g, "policy", "agents_only_to_controllers", &only) == 1 && only) {
         p->agents_only_to_controllers = 1;
@@ -289,7 +289,7 @@ void config_parse_policy(struct config_ctx *c, const config_setting_t *root,
     parse_rules(c, g, max_len, p);
 }
 
-static void free_patterns(struct policy_pattern *pats, size_t n)
+void policy_patterns_free(struct policy_pattern *pats, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(pats[i].text);
@@ -299,11 +299,11 @@ static void free_patterns(struct policy_pattern *pats, size_t n)
 void policy_cfg_free(struct policy_cfg *p)
 {
     for (size_t i = 0; i < p->n_rules; i++) {
-        free_patterns(p->rules[i].from, p->rules[i].n_from);
-        free_patterns(p->rules[i].to, p->rules[i].n_to);
+        policy_patterns_free(p->rules[i].from, p->rules[i].n_from);
+        policy_patterns_free(p->rules[i].to, p->rules[i].n_to);
     }
     free(p->rules);
-    free_patterns(p->controllers, p->n_controllers);
+    policy_patterns_free(p->controllers, p->n_controllers);
     p->rules = NULL;
     p->n_rules = 0;
     p->controllers = NULL;

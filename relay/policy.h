@@ -41,6 +41,16 @@ struct config_setting_t;
 void config_parse_policy(struct config_ctx *c, const struct config_setting_t *root,
                          struct relay_config *cfg);
 
+/* Member NAME of group G (key path PRE): a list of endpoint ID patterns (the policy
+ * syntax: an ID, "prefix*" or "*"), stored in *OUT (*N_OUT entries; free with
+ * policy_patterns_free()). Returns 1 when present and valid, 0 when absent (reported when
+ * REQUIRED), -1 when wrong (reported). Also used by the cache group's exclude. */
+int config_parse_patterns(struct config_ctx *c, const struct config_setting_t *g,
+                          const char *pre, const char *name, int required, uint32_t max_len,
+                          struct policy_pattern **out, size_t *n_out);
+
+void policy_patterns_free(struct policy_pattern *pats, size_t n);
+
 /* Free what config_parse_policy() allocated in P (P itself is not freed). */
 void policy_cfg_free(struct policy_cfg *p);
 

@@ -125,6 +125,16 @@ START_TEST(example_conf_loads)
     ck_assert_str_eq(cfg->path, "conf/usprelay.conf");
     assert_global_defaults(cfg);
     ck_assert_uint_eq(cfg->n_listeners, 5);
+    /* The cache group, at its defaults, and every listener's cache key. */
+    ck_assert_int_eq(cfg->cache.enabled, 1);
+    ck_assert_uint_eq(cfg->cache.ttl_ms, 3600000);
+    ck_assert_uint_eq(cfg->cache.max_records_per_endpoint, 1000);
+    ck_assert_uint_eq(cfg->cache.max_bytes_per_endpoint, 16777216);
+    ck_assert_uint_eq(cfg->cache.max_records, 1000000);
+    ck_assert_uint_eq(cfg->cache.max_bytes, 268435456);
+    ck_assert_uint_eq(cfg->cache.n_exclude, 0);
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        ck_assert_int_eq(cfg->listeners[i].cache, 1);
 
     const struct listener_cfg *s = &cfg->listeners[0];
     ck_assert_str_eq(s->name, "stomp");
@@ -2425,6 +2435,293 @@ static TCase *policy_tcase(void)
     return tc;
 }
 
+/* ------------------------------------------------------------------ cache group */
+
+#define CACHE_LISTENERS "listeners = ( " STOMP_L " );\n"
+
+static void assert_cache(const struct cache_cfg *cc, int enabled, uint32_t ttl_ms,
+                         uint32_t per_records, uint64_t per_bytes, uint64_t records,
+                         uint64_t bytes)
+{
+    ck_assert_int_eq(cc->enabled, enabled);
+    ck_assert_uint_eq(cc->ttl_ms, ttl_ms);
+    ck_assert_uint_eq(cc->max_records_per_endpoint, per_records);
+    ck_assert_uint_eq(cc->max_bytes_per_endpoint, per_bytes);
+    ck_assert_uint_eq(cc->max_records, records);
+    ck_assert_uint_eq(cc->max_bytes, bytes);
+}
+
+START_TEST(cache_defaults)
+{
+    /* No group, and an empty one: the same defaults, no exclude list. */
+    const char *texts[] = {CACHE_LISTENERS, "cache = { };\n" CACHE_LISTENERS};
+    for (size_t i = 0; i < 2; i++) {
+        struct relay_config *cfg = load_ok(texts[i]);
+        assert_cache(&cfg->cache, 1, 3600000, 1000, 16777216, 1000000, 268435456);
+        ck_assert_ptr_null(cfg->cache.exclude);
+        ck_assert_uint_eq(cfg->cache.n_exclude, 0);
+        config_free(cfg);
+    }
+}
+END_TEST
+
+/* A bound left out grows to hold the bounds it must hold, so raising limits.max_record_size
+ * or a per-endpoint bound alone keeps a file valid. */
+START_TEST(cache_defaults_follow_set_bounds)
+{
+    struct relay_config *cfg = load_ok(
+        "limits = { max_record_size = 33554432; max_output_queue = 33554432; };\n"
+        CACHE_LISTENERS);
+    assert_cache(&cfg->cache, 1, 3600000, 1000, 33554432, 1000000, 268435456);
+    config_free(cfg);
+    cfg = load_ok("limits = { max_record_size = 268435455; max_output_queue = 268435455; };\n"
+                  "cache = { enabled = true; };\n" CACHE_LISTENERS);
+    assert_cache(&cfg->cache, 1, 3600000, 1000, 268435455, 1000000, 268435456);
+    config_free(cfg);
+    cfg = load_ok("cache = { max_records_per_endpoint = 2000000;\n"
+                  "  max_bytes_per_endpoint = 536870912; };\n" CACHE_LISTENERS);
+    assert_cache(&cfg->cache, 1, 3600000, 2000000, 536870912, 2000000, 536870912);
+    config_free(cfg);
+    /* Set bounds are kept as set, even when larger than needed. */
+    cfg = load_ok("cache = { max_records_per_endpoint = 5; max_records = 5;\n"
+                  "  max_bytes_per_endpoint = 5242880; max_bytes = 5242880; };\n"
+                  CACHE_LISTENERS);
+    assert_cache(&cfg->cache, 1, 3600000, 5, 5242880, 5, 5242880);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(cache_explicit_values)
+{
+    struct relay_config *cfg = load_ok(
+        "cache = {\n"
+        "  enabled = false;\n"
+        "  ttl = 0.5;\n"
+        "  max_records_per_endpoint = 10;\n"
+        "  max_bytes_per_endpoint = 6000000;\n"
+        "  max_records = 20;\n"
+        "  max_bytes = 8589934592L;\n"
+        "  exclude = [ \"self::usp-controller\", \"os::00256D-*\", \"*\" ];\n"
+        "};\n" CACHE_LISTENERS);
+    const struct cache_cfg *cc = &cfg->cache;
+    assert_cache(cc, 0, 500, 10, 6000000, 20, 8589934592ull);
+    ck_assert_uint_eq(cc->n_exclude, 3);
+    assert_pattern(&cc->exclude[0], POLICY_EXACT, "self::usp-controller");
+    assert_pattern(&cc->exclude[1], POLICY_PREFIX, "os::00256D-");
+    assert_pattern(&cc->exclude[2], POLICY_ANY, NULL);
+    config_free(cfg);
+
+    /* The ends of every range, ttl as an integer; exclude as a list, or empty. */
+    cfg = load_ok("cache = { ttl = 2592000; max_records_per_endpoint = 10000000;\n"
+                  "  max_records = 1000000000; max_bytes_per_endpoint = 1099511627776L;\n"
+                  "  max_bytes = 1099511627776L; exclude = ( \"oui:00256D:*\" ); };\n"
+                  CACHE_LISTENERS);
+    assert_cache(&cfg->cache, 1, 2592000000u, 10000000, 1099511627776ull, 1000000000,
+                 1099511627776ull);
+    ck_assert_uint_eq(cfg->cache.n_exclude, 1);
+    assert_pattern(&cfg->cache.exclude[0], POLICY_PREFIX, "oui:00256D:");
+    config_free(cfg);
+    cfg = load_ok("limits = { max_record_size = 64; max_output_queue = 64; };\n"
+                  "cache = { ttl = 0.1; max_records_per_endpoint = 1; max_records = 1;\n"
+                  "  max_bytes_per_endpoint = 64; max_bytes = 64; exclude = [ ]; };\n"
+                  CACHE_LISTENERS);
+    assert_cache(&cfg->cache, 1, 100, 1, 64, 1, 64);
+    ck_assert_uint_eq(cfg->cache.n_exclude, 0);
+    config_free(cfg);
+}
+END_TEST
+
+/* One bad cache key on line 2. */
+static void expect_bad_cache(const char *setting, const char *key, const char *frag)
+{
+    char text[512];
+    snprintf(text, sizeof text, "cache = {\n  %s\n};\n" CACHE_LISTENERS, setting);
+    expect_one(text, 2, key, frag);
+}
+
+START_TEST(err_cache_ranges)
+{
+    expect_bad_cache("enabled = 1;", "cache.enabled", "expected true or false");
+    expect_bad_cache("ttl = 0.09;", "cache.ttl", "0.09 seconds is out of range (0.1..");
+    expect_bad_cache("ttl = 2592001;", "cache.ttl", "2.592e+06 seconds is out of range");
+    expect_bad_cache("ttl = 0;", "cache.ttl", "out of range");
+    expect_bad_cache("ttl = \"1h\";", "cache.ttl", "expected a number of seconds");
+    expect_bad_cache("max_records_per_endpoint = 0;", "cache.max_records_per_endpoint",
+                     "0 is out of range (1..10000000)");
+    expect_bad_cache("max_records_per_endpoint = 10000001;",
+                     "cache.max_records_per_endpoint", "out of range (1..10000000)");
+    expect_bad_cache("max_records = 0;", "cache.max_records", "out of range (1..1000000000)");
+    expect_bad_cache("max_records = 1000000001;", "cache.max_records",
+                     "out of range (1..1000000000)");
+    expect_bad_cache("max_bytes_per_endpoint = 63;", "cache.max_bytes_per_endpoint",
+                     "63 is out of range (64..1099511627776)");
+    expect_bad_cache("max_bytes_per_endpoint = 1099511627777L;",
+                     "cache.max_bytes_per_endpoint", "out of range (64..1099511627776)");
+    expect_bad_cache("max_bytes = 1099511627777L;", "cache.max_bytes",
+                     "out of range (64..1099511627776)");
+    expect_bad_cache("max_bytes = 5000000000;", "cache.max_bytes",
+                     "does not fit in 32 bits");
+    expect_bad_cache("max_bytes = \"256M\";", "cache.max_bytes",
+                     "expected an integer, found a string");
+}
+END_TEST
+
+START_TEST(err_cache_relations)
+{
+    /* The default limits.max_record_size is 5242880. */
+    expect_bad_cache("max_bytes_per_endpoint = 5242879;", "cache.max_bytes_per_endpoint",
+                     "5242879 must be at least limits.max_record_size (5242880): a Record of "
+                     "that size could never be cached");
+    expect_one("limits = { max_record_size = 1048576; };\n"
+               "cache = {\n  max_bytes_per_endpoint = 1000000;\n};\n" CACHE_LISTENERS,
+               3, "cache.max_bytes_per_endpoint",
+               "1000000 must be at least limits.max_record_size (1048576)");
+    expect_bad_cache("max_records = 999;", "cache.max_records",
+                     "999 must be at least cache.max_records_per_endpoint (1000)");
+    expect_one("cache = {\n  max_records_per_endpoint = 50;\n  max_records = 49;\n};\n"
+               CACHE_LISTENERS,
+               3, "cache.max_records", "49 must be at least cache.max_records_per_endpoint (50)");
+    expect_bad_cache("max_bytes = 16777215;", "cache.max_bytes",
+                     "16777215 must be at least cache.max_bytes_per_endpoint (16777216)");
+    expect_one("cache = {\n  max_bytes_per_endpoint = 8388608;\n  max_bytes = 8388607;\n};\n"
+               CACHE_LISTENERS,
+               3, "cache.max_bytes", "8388607 must be at least cache.max_bytes_per_endpoint (8388608)");
+    /* A value out of range is reported once, not again against its neighbour. */
+    expect_one("cache = {\n  max_records_per_endpoint = 0;\n  max_records = 10;\n};\n"
+               CACHE_LISTENERS,
+               2, "cache.max_records_per_endpoint", "out of range");
+    expect_one("cache = {\n  max_bytes_per_endpoint = 1;\n  max_bytes = 100;\n};\n"
+               CACHE_LISTENERS,
+               2, "cache.max_bytes_per_endpoint", "out of range");
+
+    /* Every relation broken at once: one error each, at its own line. */
+    struct relay_config *cfg = (struct relay_config *)1;
+    ck_assert_int_eq(load_text("cache = {\n  max_bytes_per_endpoint = 1024;\n"
+                               "  max_records_per_endpoint = 100;\n  max_records = 99;\n"
+                               "  max_bytes = 512;\n};\n" CACHE_LISTENERS,
+                               &cfg),
+                     3);
+    ck_assert_ptr_null(cfg);
+    assert_error(2, "cache.max_bytes_per_endpoint", "limits.max_record_size");
+    assert_error(4, "cache.max_records", "cache.max_records_per_endpoint (100)");
+    assert_error(5, "cache.max_bytes", "cache.max_bytes_per_endpoint (1024)");
+}
+END_TEST
+
+/* One bad exclude entry: the error is at line 2, cache.exclude[1]. */
+static void expect_bad_exclude(const char *pattern, const char *frag)
+{
+    char text[512];
+    snprintf(text, sizeof text,
+             "cache = {\n  exclude = [ \"self::ok\", \"%s\" ];\n};\n" CACHE_LISTENERS,
+             pattern);
+    expect_one(text, 2, "cache.exclude[1]", frag);
+}
+
+START_TEST(err_cache_exclude)
+{
+    expect_bad_exclude("self::a:b", "\"self::a:b\" is not a valid endpoint ID (shape)");
+    expect_bad_exclude("", "is not a valid endpoint ID (empty)");
+    expect_bad_exclude("os::*x", "'*' may only end a pattern");
+    expect_bad_exclude("**", "'*' may only end a pattern");
+    expect_bad_exclude("os::a b*", "may contain only characters of endpoint IDs");
+    expect_bad_exclude("a:b:c:*", "more than two ':'");
+    expect_bad_exclude(":x*", "empty authority-scheme");
+    expect_bad_exclude("OS::*", "authority-scheme may contain only a-z 0-9 and '-'");
+    expect_bad_exclude("oui:0025:*", "does not start a valid endpoint ID (authority)");
+    expect_bad_exclude("os::a%zz*", "'%' not followed by two hex digits");
+    expect_one("relay = { max_endpoint_id_length = 32; };\n"
+               "cache = { exclude = [ \"self::012345678901234567890123456*\" ]; };\n"
+               CACHE_LISTENERS,
+               2, "cache.exclude[0]", "longer than relay.max_endpoint_id_length");
+    expect_one("cache = {\n  exclude = ( \"os::*\", 7 );\n};\n" CACHE_LISTENERS, 2,
+               "cache.exclude[1]", "expected a string, found an integer");
+    expect_one("cache = {\n  exclude = \"os::*\";\n};\n" CACHE_LISTENERS, 2, "cache.exclude",
+               "expected a list of endpoint ID patterns");
+    expect_one("cache = {\n  exclude = [ \"os::a\\x00b\" ];\n};\n" CACHE_LISTENERS, 2,
+               "cache.exclude", "\\x00");
+
+    for (int n = 256; n <= 257; n++) {
+        char *pats = repeat("\"os::*\"", n);
+        size_t cap = strlen(pats) + 128;
+        char *text = malloc(cap);
+        ck_assert_ptr_nonnull(text);
+        snprintf(text, cap, "cache = {\n  exclude = [ %s ];\n};\n" CACHE_LISTENERS, pats);
+        if (n == 256) {
+            struct relay_config *cfg = load_ok(text);
+            ck_assert_uint_eq(cfg->cache.n_exclude, 256);
+            config_free(cfg);
+        } else {
+            expect_one(text, 2, "cache.exclude", "257 patterns, at most 256 are allowed");
+        }
+        free(text);
+        free(pats);
+    }
+}
+END_TEST
+
+START_TEST(err_cache_group)
+{
+    /* persist is for a later, durable cache: not accepted yet. */
+    expect_bad_cache("persist = true;", "cache.persist", "unknown key");
+    expect_bad_cache("ttll = 5;", "cache.ttll", "unknown key (did you mean \"ttl\"?)");
+    expect_bad_cache("max_record = 5;", "cache.max_record",
+                     "unknown key (did you mean \"max_records\"?)");
+    expect_one("cache = [ \"os::*\" ];\n" CACHE_LISTENERS, 1, "cache",
+               "expected a group { ... }, found an array");
+    expect_one(CACHE_LISTENERS "cahce = { };\n", 2, "cahce",
+               "unknown key (did you mean \"cache\"?)");
+}
+END_TEST
+
+START_TEST(listener_cache_key)
+{
+    /* Default on for every type; false on each type; true stays on. */
+    struct relay_config *cfg = load_ok(
+        "listeners = ( " STOMP_L ", " UDS_L ", " MQTT_L ",\n"
+        "  { name = \"w\"; type = \"websocket\"; address = \"::1\"; port = 8080; } );\n");
+    ck_assert_uint_eq(cfg->n_listeners, 4);
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        ck_assert_int_eq(cfg->listeners[i].cache, 1);
+    config_free(cfg);
+
+    cfg = load_ok(
+        "listeners = (\n"
+        "  { name = \"s\"; type = \"stomp\"; address = \"::1\"; port = 1; cache = false; },\n"
+        "  { name = \"u\"; type = \"uds\"; path = \"/tmp/x.sock\"; cache = false; },\n"
+        "  { name = \"m\"; type = \"mqtt\"; address = \"::1\"; port = 2; cache = false; },\n"
+        "  { name = \"w\"; type = \"websocket\"; address = \"::1\"; port = 3; cache = false; },\n"
+        "  { name = \"t\"; type = \"stomp\"; address = \"::1\"; port = 4; cache = true; }\n"
+        ");\n");
+    ck_assert_uint_eq(cfg->n_listeners, 5);
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_int_eq(cfg->listeners[i].cache, 0);
+    ck_assert_int_eq(cfg->listeners[4].cache, 1);
+    /* The cache group is independent of the listener key. */
+    ck_assert_int_eq(cfg->cache.enabled, 1);
+    config_free(cfg);
+
+    expect_one(MQTT_HEAD "    cache = 0; }\n);\n", 3, "listeners[0].cache",
+               "expected true or false, found an integer");
+    expect_one(WS_HEAD "    cahce = false; }\n);\n", 3, "listeners[0].cahce",
+               "unknown key (did you mean \"cache\"?)");
+}
+END_TEST
+
+static TCase *cache_tcase(void)
+{
+    TCase *tc = tcase_create("cache");
+    tcase_add_test(tc, cache_defaults);
+    tcase_add_test(tc, cache_defaults_follow_set_bounds);
+    tcase_add_test(tc, cache_explicit_values);
+    tcase_add_test(tc, err_cache_ranges);
+    tcase_add_test(tc, err_cache_relations);
+    tcase_add_test(tc, err_cache_exclude);
+    tcase_add_test(tc, err_cache_group);
+    tcase_add_test(tc, listener_cache_key);
+    return tc;
+}
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -2488,6 +2785,7 @@ static Suite *config_suite(void)
     suite_add_tcase(s, tls_tcase());
     suite_add_tcase(s, conn_limits_tcase());
     suite_add_tcase(s, policy_tcase());
+    suite_add_tcase(s, cache_tcase());
     return s;
 }
 
