@@ -3,6 +3,7 @@
  * the final free (only ever called by the worker's reaper). */
 #include "relay/conn.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "relay/cache.h"
 #include "relay/log.h"
 #include "relay/tls.h"
 #include "relay/relay.h"
@@ -113,12 +115,44 @@ static void write_cb(struct bufferevent *bev, void *arg)
             start_linger(c);
         return;
     }
+    if (conn_output_queued(c) > c->lcfg->limits.max_output_queue / 2)
+        return;
+    if (c->flags & CONN_BACKLOG)
+        worker_drain_cache(c);
     if ((c->flags & CONN_READ_PAUSED) &&
         conn_output_queued(c) <= c->lcfg->limits.max_output_queue / 2) {
         c->flags &= ~CONN_READ_PAUSED;
-        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
         bufferevent_enable(c->bev, EV_READ);
     }
+    if (!(c->flags & (CONN_READ_PAUSED | CONN_BACKLOG)))
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+}
+
+void conn_set_backlog(struct conn *c, int on)
+{
+    if (on && !(c->flags & CONN_BACKLOG)) {
+        c->flags |= CONN_BACKLOG;
+        /* Told when the output is down to half its bound (bufferevent transports; the
+         * others call worker_drain_cache() as they write). */
+        if (c->bev)
+            bufferevent_setwatermark(c->bev, EV_WRITE,
+                                     (size_t)(c->lcfg->limits.max_output_queue / 2), 0);
+    } else if (!on && (c->flags & CONN_BACKLOG)) {
+        c->flags &= ~CONN_BACKLOG;
+        if (c->bev && !(c->flags & CONN_READ_PAUSED))
+            bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    }
+}
+
+void conn_output_room(const struct conn *c, uint64_t *bytes, size_t *records)
+{
+    uint64_t used = conn_output_queued(c), held = 0;
+    size_t room = SIZE_MAX;
+    if (c->ops->held)
+        c->ops->held(c, &held, &room);
+    uint64_t lim = c->lcfg->limits.max_output_queue;
+    *bytes = used + held < lim ? lim - used - held : 0;
+    *records = room;
 }
 
 void conn_check_output_budget(struct conn *c)
@@ -471,6 +505,12 @@ int conn_bind_endpoint(struct conn *c, const char *eid, size_t len, const char *
     }
     stats_inc(conn_stats(c), STAT_conn_identified);
     log_info("endpoint_bound", "%s", conn_describe(c, d, sizeof d));
+    if (r->cache && cache_has(r->cache, span_from_str(eid, len))) {
+        /* Records waited for this endpoint: they go first, once the MTP's handshake
+         * answer is out (the drain runs from the mailbox, after this callback). */
+        conn_set_backlog(c, 1);
+        worker_post_drain(c->w, c->id);
+    }
     return 0;
 }
 

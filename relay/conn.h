@@ -80,6 +80,12 @@ struct conn_ops {
     void (*close)(struct conn *c, enum close_reason why, const char *text, int flush);
     /* Output bytes queued, for transports that are not a bufferevent. */
     size_t (*output_queued)(const struct conn *c);
+    /* Records accepted by send_record() but held by the MTP itself (MQTT: waiting for a
+     * QoS 1 window slot): their bytes, and how many more it would hold. NULL: none. */
+    void (*held)(const struct conn *c, uint64_t *bytes, size_t *room);
+    /* Can the peer be sent Records yet (STOMP: it has subscribed)? Records for its
+     * endpoint wait in the cache until then. NULL: from the handshake on. */
+    int (*ready)(const struct conn *c);
     /* A session bound to a pair also takes Records from senders its endpoint has no
      * session for (router_fallback_add): WebSocket, where TR-369 wants that. */
     int pair_fallback;
@@ -95,6 +101,8 @@ struct conn_ops {
 #define CONN_FALLBACK 0x80u    /* registered as a fallback session of its endpoint */
 #define CONN_TLS_UP 0x100u     /* TLS handshake completed */
 #define CONN_WS_PIPE 0x200u    /* MQTT session behind an MQTT-over-WebSocket one */
+#define CONN_BACKLOG 0x400u    /* Records for its endpoint wait in the cache: new ones queue
+                                  behind them, and draining output hands them over */
 
 #define CONN_MAX_LEARNED 16
 
@@ -182,6 +190,14 @@ void conn_handshake_done(struct conn *c);
  * "not authorized" (logged as identity_refused, counted). For TLS connections (c->ssl
  * set); plain ones keep their MTP's own checks. */
 int conn_identity(struct conn *c, const char *declared, size_t len, char *out, size_t cap);
+
+/* How much more C's output may take now: bytes under max_output_queue (counting what the
+ * MTP holds) and a number of Records (SIZE_MAX: no count limit). */
+void conn_output_room(const struct conn *c, uint64_t *bytes, size_t *records);
+
+/* Mark C as having Records waiting in the cache (ON) or not: while marked, its output
+ * draining below half its bound hands them over (worker_drain_cache()). */
+void conn_set_backlog(struct conn *c, int on);
 
 /* The TLS settings C's handshake ran with: those of the listener's TLS material in
  * force when it started (SIGHUP may have replaced them since), else the listener's. */

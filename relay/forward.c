@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "relay/cache.h"
 #include "relay/log.h"
 #include "relay/policy.h"
 #include "relay/relay.h"
@@ -19,6 +20,7 @@ int forward_scan(struct conn *src, struct rbuf *rb, char *msg, size_t cap)
 {
     rb->rx_ns = rbuf_now_ns();
     rb->origin_mtp = (uint8_t)src->ops->mtp;
+    rb->no_cache = !src->lcfg->cache;
     int e = record_scan(rb->data, rb->len, src->relay->cfg->max_endpoint_id_length, &rb->hdr);
     if (e == 0)
         return 0;
@@ -70,6 +72,10 @@ int forward_record(struct conn *src, struct rbuf *rb, enum router_table hint_tab
         drop = STAT_drop_policy;
         goto drop;
     }
+    if (h->type == RECORD_DISCONNECT && r->cache)
+        /* The sender's session with to_id is over: what to_id sent it in that session
+         * and still waits here would reach a session that no longer exists. */
+        cache_flush_session(r->cache, h->from_id, h->to_id, st);
     if (router_lookup(r->router, h->to_id, h->from_id, &rt) != 0 &&
         router_get(r->router, ROUTER_LEARNED, h->to_id, h->from_id, &rt) != 0) {
         /* Unknown to_id: the MTP address may still name a subscriber (STOMP SEND
@@ -78,6 +84,10 @@ int forward_record(struct conn *src, struct rbuf *rb, enum router_table hint_tab
         if (!found && dest_hint.len && hint_table == ROUTER_TOPICS)
             found = topic_filters_match(r->topic_filters, dest_hint, &rt) == 0;
         if (!found || (rt.worker == worker_index(src->w) && rt.conn_id == src->id)) {
+            if (worker_cache_record(src->w, rbuf_ref(rb)) == 0) {
+                rbuf_unref(rb);
+                return 0; /* accepted: it waits for to_id to connect */
+            }
             drop = STAT_drop_no_route;
             goto drop;
         }

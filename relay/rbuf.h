@@ -25,6 +25,7 @@ struct rbuf {
     struct record_header hdr; /* scanned once at ingress; spans point into data */
     uint64_t rx_ns;           /* monotonic receive time, for latency figures */
     uint8_t origin_mtp;       /* enum mtp_kind of the ingress connection */
+    uint8_t no_cache;         /* received on a listener with cache = false */
     uint8_t qos;              /* MQTT QoS it was published with; 1 from the other MTPs,
                                  whose streams are reliable */
     char *reply_to;           /* the sender's own reply address on its MTP, or NULL */

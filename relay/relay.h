@@ -15,6 +15,7 @@
 #include "relay/topic_filters.h"
 
 struct auth_limit;
+struct cache;
 struct config_ref;
 struct grace;
 struct src_limit;
@@ -33,6 +34,7 @@ struct relay {
     struct auth_limit *auth_limit; /* failed logins per source address (all workers) */
     struct src_limit *src_limit; /* open connections per source address and accept rate
                                     per listener (all workers) */
+    struct cache *cache;         /* offline cache; NULL when cache.enabled is false */
     /* What SIGHUP reloads (relay/reload.c); workers read the atomics, the main thread
      * swaps them and frees what they replace once unused (relay/grace.c). */
     struct tls_server *_Atomic *tls; /* per listener (index in cfg->listeners); NULL: plain */

@@ -35,6 +35,13 @@
     X(records_before_handshake) /* UDS Records ignored before the handshake */       \
     X(mqtt_will_ignored)      /* MQTT 3.1.1 will accepted and not kept */            \
     X(mqtt_retain_ignored)    /* MQTT 3.1.1 PUBLISH retain flag not honoured */      \
+    X(cache_stored)           /* Records stored in the offline cache */              \
+    X(cache_delivered)        /* cached Records handed to a connection */            \
+    X(cache_evicted)          /* dropped: the endpoint's cache bound was reached */  \
+    X(cache_evicted_global)   /* dropped: the whole cache's bound was reached */     \
+    X(cache_expired)          /* dropped: older than cache.ttl */                    \
+    X(cache_sar_broken)       /* dropped: their SAR series cannot arrive whole */    \
+    X(cache_flushed)          /* dropped: a DisconnectRecord ended their session */  \
     X(drop_malformed)         /* Record failed the header scan */                    \
     X(drop_spoofed)           /* from_id is not the connection's endpoint */         \
     X(drop_self_addressed)    /* to_id == from_id */                                 \

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "relay/auth_limit.h"
+#include "relay/cache.h"
 #include "relay/config.h"
 #include "relay/listener.h"
 #include "relay/log.h"
@@ -103,11 +104,33 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     reload_apply(r);
 }
 
+/* Once a second: cached Records past cache.ttl go, even for endpoints that never
+ * return. */
+static void on_cache_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct relay *r = arg;
+    cache_expire(r->cache, rbuf_now_ns(), &r->acceptor);
+}
+
+static struct cache *cache_from_config(const struct cache_cfg *cc)
+{
+    struct cache_limits lim = {
+        .ttl_ns = (uint64_t)cc->ttl_ms * 1000000u,
+        .max_records_per_endpoint = cc->max_records_per_endpoint,
+        .max_bytes_per_endpoint = cc->max_bytes_per_endpoint,
+        .max_records = cc->max_records,
+        .max_bytes = cc->max_bytes,
+    };
+    return cache_new(&lim);
+}
+
 static int run(const struct relay_config *cfg)
 {
     struct relay r = {.cfg = cfg};
     struct event_base *base = NULL;
-    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL, *cache_tick = NULL;
     sigset_t stop_sigs;
     struct listener **ls = NULL;
     size_t n_ls = 0;
@@ -125,7 +148,15 @@ static int run(const struct relay_config *cfg)
     r.src_limit = src_limit_new(cfg->max_connections, cfg->n_listeners);
     r.workers = calloc(cfg->workers + 1, sizeof *r.workers);
     base = event_base_new();
-    if (!r.router || !r.topic_filters || !r.auth_limit || !r.src_limit || !r.workers || !base) {
+    int cache_ok = 1;
+    if (cfg->cache.enabled && base) {
+        static const struct timeval second = {1, 0};
+        r.cache = cache_from_config(&cfg->cache);
+        cache_tick = event_new(base, -1, EV_PERSIST, on_cache_tick, &r);
+        cache_ok = r.cache && cache_tick && event_add(cache_tick, &second) == 0;
+    }
+    if (!r.router || !r.topic_filters || !r.auth_limit || !r.src_limit || !r.workers || !base ||
+        !cache_ok) {
         log_error("startup_failed", "reason=no_memory");
         goto out;
     }
@@ -197,6 +228,9 @@ out:
     auth_limit_free(r.auth_limit);
     src_limit_free(r.src_limit);
     reload_fini(&r);
+    if (cache_tick)
+        event_free(cache_tick);
+    cache_free(r.cache);
     if (sigterm)
         event_free(sigterm);
     if (sigint)

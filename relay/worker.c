@@ -9,11 +9,16 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "relay/cache.h"
 #include "relay/log.h"
+#include "relay/policy.h"
 #include "relay/relay.h"
 #include "relay/translate.h"
 
-enum wmsg_kind { WMSG_DELIVER, WMSG_DELIVER_LEARN, WMSG_ADOPT, WMSG_CLOSE, WMSG_STOP, WMSG_CALL };
+enum wmsg_kind {
+    WMSG_DELIVER, WMSG_DELIVER_LEARN, WMSG_ADOPT, WMSG_CLOSE, WMSG_STOP, WMSG_CALL, WMSG_DRAIN,
+    WMSG_RELEASE
+};
 
 struct wmsg {
     enum wmsg_kind kind;
@@ -27,6 +32,8 @@ struct wmsg {
     char *cert_ids;
     void (*call)(void *arg); /* WMSG_CALL */
     void *call_arg;
+    char *eid;               /* WMSG_RELEASE: the endpoint, NUL-terminated */
+    struct cache_hold hold;  /* WMSG_RELEASE */
 };
 
 struct mailbox {
@@ -57,6 +64,7 @@ struct worker {
     struct event *reap_ev;
     struct event *stop_deadline;
     int stopping;
+    uint64_t hold_seq; /* Records this worker stored held (cache_put_held) */
     struct stats stats;
 };
 
@@ -159,36 +167,141 @@ void worker_schedule_reap(struct worker *w, struct conn *c)
     event_active(w->reap_ev, EV_TIMEOUT, 0);
 }
 
+static int mailbox_post(struct worker *w, const struct wmsg *m);
+
 /* ------------------------------------------------------------------ delivery */
+
+static int cacheable(const struct relay *r, const struct rbuf *rb)
+{
+    const struct cache_cfg *cc = &r->cfg->cache;
+    return r->cache && !rb->no_cache && !policy_list_match(cc->exclude, cc->n_exclude,
+                                                           rb->hdr.to_id);
+}
+
+int worker_cache_record(struct worker *self, struct rbuf *rb)
+{
+    struct relay *r = self->relay;
+    if (!cacheable(r, rb)) {
+        rbuf_unref(rb);
+        return -1;
+    }
+    int notify = 0;
+    rbuf_ref(rb); /* the cache may drop it at once; its IDs are needed below */
+    cache_put(r->cache, rb, rbuf_now_ns(), &self->stats, &notify);
+    struct route rt;
+    /* The endpoint may have connected after the sender's worker found no route: then
+     * nobody else would tell its worker. */
+    if (notify && router_lookup(r->router, rb->hdr.to_id, rb->hdr.from_id, &rt) == 0 &&
+        rt.worker < r->n_workers)
+        worker_post_drain(r->workers[rt.worker], rt.conn_id);
+    rbuf_unref(rb);
+    return 0;
+}
+
+/* C's endpoint is what RB is addressed to (not a learned or topic route). */
+static int addressed_to(const struct conn *c, const struct rbuf *rb)
+{
+    return c->eid && c->eid_len == rb->hdr.to_id.len &&
+           memcmp(c->eid, rb->hdr.to_id.ptr, c->eid_len) == 0;
+}
+
+/* What an MTP puts around a Record: its headers, which name at most two endpoint IDs
+ * (destination and reply address) besides fixed text. */
+static uint32_t frame_overhead(const struct relay *r)
+{
+    return 512 + 2 * r->cfg->max_endpoint_id_length;
+}
+
+/* Frame RB on C and count it; the caller keeps its reference. Returns 0, or the drop
+ * reason, counted unless it is queue_full and COUNT_FULL is 0 (the caller caches it). */
+static int send_to_conn(struct worker *w, struct conn *c, struct rbuf *rb, int count_full)
+{
+    struct rbuf *t = NULL;
+    if (w->relay->cfg->connect_records == CONNECT_RECORDS_TRANSLATE &&
+        record_type_is_connect(rb->hdr.type) && (t = translate_connect(c, rb))) {
+        stats_inc(&w->stats, STAT_records_translated);
+        rb = t;
+    }
+    int drop = c->ops->send_record(c, rb);
+    if (drop) {
+        if (drop != STAT_drop_queue_full || count_full)
+            conn_record_dropped(c, (enum stats_counter)drop, rb);
+    } else {
+        c->records_out++;
+        stats_inc(&w->stats, STAT_records_out);
+        stats_add(&w->stats, STAT_bytes_out, rb->len);
+    }
+    if (t)
+        rbuf_unref(t);
+    return drop;
+}
 
 static void deliver_local(struct worker *w, uint64_t conn_id, struct rbuf *rb, int learn)
 {
+    struct relay *r = w->relay;
     struct conn *c = worker_find_conn(w, conn_id);
     if (!c || (c->flags & CONN_CLOSING)) {
-        stats_inc(&w->stats, STAT_drop_no_route);
+        /* Gone since it was routed: the Record waits for the endpoint's next
+         * connection. */
+        if (worker_cache_record(w, rbuf_ref(rb)) != 0)
+            stats_inc(&w->stats, STAT_drop_no_route);
         goto out;
     }
     if (learn)
         conn_learn_route(c, rb->hdr.to_id, rb->hdr.from_id);
-    if (w->relay->cfg->connect_records == CONNECT_RECORDS_TRANSLATE &&
-        record_type_is_connect(rb->hdr.type)) {
-        struct rbuf *t = translate_connect(c, rb);
-        if (t) {
-            rbuf_unref(rb);
-            rb = t;
-            stats_inc(&w->stats, STAT_records_translated);
-        }
+    int caching = cacheable(r, rb) && addressed_to(c, rb);
+    if (caching) {
+        /* Behind what the cache holds for this endpoint, in order; and where the
+         * connection's output is full, into the cache rather than dropped. */
+        uint64_t room;
+        size_t n;
+        conn_output_room(c, &room, &n);
+        int ready = !c->ops->ready || c->ops->ready(c);
+        if (!ready || (c->flags & CONN_BACKLOG) || cache_has(r->cache, rb->hdr.to_id) ||
+            room < (uint64_t)rb->len + frame_overhead(r) || n == 0)
+            goto to_cache;
     }
-    int drop = c->ops->send_record(c, rb);
-    if (drop) {
-        conn_record_dropped(c, (enum stats_counter)drop, rb);
+    if (send_to_conn(w, c, rb, !caching) != STAT_drop_queue_full || !caching)
         goto out;
+to_cache:
+    if (worker_cache_record(w, rbuf_ref(rb)) == 0) {
+        conn_set_backlog(c, 1);
+        worker_drain_cache(c);
+    } else {
+        conn_record_dropped(c, STAT_drop_queue_full, rb);
     }
-    c->records_out++;
-    stats_inc(&w->stats, STAT_records_out);
-    stats_add(&w->stats, STAT_bytes_out, rb->len);
 out:
     rbuf_unref(rb);
+}
+
+void worker_drain_cache(struct conn *c)
+{
+    struct relay *r = c->relay;
+    if (!r->cache || !c->eid || (c->flags & CONN_CLOSING)) {
+        conn_set_backlog(c, 0);
+        return;
+    }
+    if (c->ops->ready && !c->ops->ready(c))
+        return; /* the MTP calls again when it is (STOMP SUBSCRIBE) */
+    uint64_t room;
+    size_t n;
+    conn_output_room(c, &room, &n);
+    struct cache_batch b = {0};
+    struct route me = {worker_index(c->w), c->id};
+    int more = cache_take(r->cache, span_from_str(c->eid, c->eid_len), me, room, n,
+                          frame_overhead(r), rbuf_now_ns(), &b, conn_stats(c));
+    for (size_t i = 0; i < b.n && !(c->flags & CONN_CLOSING); i++)
+        send_to_conn(c->w, c, b.v[i], 1);
+    cache_batch_free(&b);
+    conn_set_backlog(c, more != 0);
+}
+
+void worker_post_drain(struct worker *w, uint64_t conn_id)
+{
+    struct wmsg m = {.kind = WMSG_DRAIN, .conn_id = conn_id};
+    if (mailbox_post(w, &m) != 0)
+        log_warn("drain_lost", "worker=%u conn=%llu reason=no_memory", w->index,
+                 (unsigned long long)conn_id);
 }
 
 static void mailbox_wake(struct worker *w)
@@ -237,6 +350,44 @@ static int mailbox_post(struct worker *w, const struct wmsg *m)
     return 0;
 }
 
+/* RB (reference handed over) could not join DEST's full mailbox: it waits in the cache,
+ * held until DEST has processed what was already in that mailbox (the release message
+ * queues behind it), where older Records of the same sender may be. */
+static void cache_overflow(struct worker *self, struct worker *dest, struct rbuf *rb)
+{
+    struct relay *r = self->relay;
+    struct cache_hold hold = {self->index, ++self->hold_seq};
+    struct wmsg m = {.kind = WMSG_RELEASE, .hold = hold,
+                     .eid = strndup((const char *)rb->hdr.to_id.ptr, rb->hdr.to_id.len)};
+    rbuf_ref(rb);
+    cache_put_held(r->cache, rb, rbuf_now_ns(), &self->stats, NULL, hold);
+    if (!m.eid || mailbox_post(dest, &m) != 0) {
+        /* Cannot ask: release now (order with the mailbox is then not assured). */
+        free(m.eid);
+        cache_release(r->cache, rb->hdr.to_id, hold);
+    }
+    rbuf_unref(rb);
+}
+
+/* On the destination's worker, after everything posted before the overflow. */
+static void release_held(struct worker *w, struct wmsg *m)
+{
+    struct relay *r = w->relay;
+    struct span eid = span_from_str(m->eid, strlen(m->eid));
+    cache_release(r->cache, eid, m->hold);
+    struct route rt;
+    if (router_lookup(r->router, eid, (struct span){NULL, 0}, &rt) == 0) {
+        struct conn *c = rt.worker == w->index ? worker_find_conn(w, rt.conn_id) : NULL;
+        if (c) {
+            conn_set_backlog(c, 1);
+            worker_drain_cache(c);
+        } else if (rt.worker < r->n_workers && rt.worker != w->index) {
+            worker_post_drain(r->workers[rt.worker], rt.conn_id);
+        }
+    }
+    free(m->eid);
+}
+
 void worker_deliver(struct worker *self, struct route rt, struct rbuf *rb, int learn)
 {
     struct relay *r = self->relay;
@@ -247,6 +398,10 @@ void worker_deliver(struct worker *self, struct route rt, struct rbuf *rb, int l
     struct wmsg m = {.kind = learn ? WMSG_DELIVER_LEARN : WMSG_DELIVER,
                      .conn_id = rt.conn_id, .rb = rb};
     int rc = rt.worker < r->n_workers ? mailbox_post(r->workers[rt.worker], &m) : -1;
+    if (rc == -2 && cacheable(r, rb)) {
+        cache_overflow(self, r->workers[rt.worker], rb);
+        return;
+    }
     if (rc != 0) {
         stats_inc(&self->stats, rc == -2 ? STAT_drop_queue_full : STAT_drop_no_memory);
         rbuf_unref(rb);
@@ -362,6 +517,14 @@ static void handle_msg(struct worker *w, struct wmsg *m)
     }
     case WMSG_CALL:
         m->call(m->call_arg);
+        break;
+    case WMSG_DRAIN:
+        c = worker_find_conn(w, m->conn_id);
+        if (c)
+            worker_drain_cache(c);
+        break;
+    case WMSG_RELEASE:
+        release_held(w, m);
         break;
     case WMSG_STOP:
         if (w->hooks.begin_stop) {
@@ -510,6 +673,7 @@ void worker_free(struct worker *w)
     for (size_t i = 0; i < w->mbox.n; i++) {
         struct wmsg *m = &w->mbox.msgs[i];
         rbuf_unref(m->rb);
+        free(m->eid);
         if (m->kind == WMSG_ADOPT) {
             close(m->fd);
             free(m->peer);

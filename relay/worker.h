@@ -65,6 +65,20 @@ void worker_post_adopt(struct worker *w, int fd, conn_factory make,
  * still waiting when W stops is dropped. */
 int worker_post_call(struct worker *w, void (*fn)(void *arg), void *arg);
 
+/* Store RB (the reference is handed over) in the relay's cache when caching applies to
+ * it (cache enabled, its listener's `cache`, cache.exclude); when its endpoint is
+ * connected, that connection's worker is asked to drain. Returns 0 when RB went to the
+ * cache (stored, or dropped and counted by the cache), -1 when caching does not apply
+ * (RB released: the caller counts its own drop reason). SELF: the calling worker. */
+int worker_cache_record(struct worker *self, struct rbuf *rb);
+
+/* Have W hand connection CONN_ID the Records cached for its endpoint (any thread). */
+void worker_post_drain(struct worker *w, uint64_t conn_id);
+
+/* On C's own worker: hand C, in order, what the cache holds for its endpoint, as much as
+ * its output bound takes now; C stays marked (CONN_BACKLOG) while more waits. */
+void worker_drain_cache(struct conn *c);
+
 /* Close connection CONN_ID on W (any thread). */
 void worker_post_close(struct worker *w, uint64_t conn_id, enum close_reason why);
 

@@ -514,6 +514,23 @@ static void mqtt_unbind(struct conn *c)
     mqtt_subs_unregister((struct mqtt_conn *)c);
 }
 
+/* QoS 1 Records waiting for a slot in the client's window count against the output. */
+static void mqtt_held(const struct conn *c, uint64_t *bytes, size_t *room)
+{
+    const struct mqtt_conn *m = (const struct mqtt_conn *)c;
+    *bytes = m->pend_bytes;
+    *room = m->pend_n < MQTT_PENDING_CAP ? MQTT_PENDING_CAP - m->pend_n : 0;
+}
+
+/* A PUBLISH needs a topic the client has subscribed to. */
+static int mqtt_ready(const struct conn *c)
+{
+    struct mqtt_conn *m = (struct mqtt_conn *)c;
+    char topic[MQTT_TOPIC_MAX];
+    uint8_t qos;
+    return m->connected && mqtt_subs_delivery_topic(m, topic, sizeof topic, &qos) != 0;
+}
+
 static const struct conn_ops mqtt_ops = {
     .mtp = MTP_MQTT,
     .name = "mqtt",
@@ -525,6 +542,8 @@ static const struct conn_ops mqtt_ops = {
     .unbind = mqtt_unbind,
     .destroy = mqtt_destroy,
     .connect_version = mqtt_connect_version,
+    .held = mqtt_held,
+    .ready = mqtt_ready,
 };
 
 struct conn *mqtt_conn_new(struct worker *w, int fd, const struct listener_cfg *lcfg,

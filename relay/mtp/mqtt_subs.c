@@ -246,6 +246,8 @@ void mqtt_subs_on_subscribe(struct mqtt_conn *m, const uint8_t *body, size_t len
                       mqtt_encode_suback(buf, sizeof buf, MQTT_SUBACK, m->level, sb.packet_id,
                                          reasons, sb.n));
     mqtt_publish_flush(m);
+    if (m->base.flags & CONN_BACKLOG)
+        worker_post_drain(m->base.w, m->base.id); /* Records that waited for a topic */
 }
 
 void mqtt_subs_on_unsubscribe(struct mqtt_conn *m, const uint8_t *body, size_t len)

@@ -494,6 +494,8 @@ static void on_subscribe(struct stomp_conn *s, const struct stomp_frame *f, cons
     s->sub_id = id;
     dest = id = NULL;
     send_receipt(c, receipt);
+    if (c->flags & CONN_BACKLOG)
+        worker_post_drain(c->w, c->id); /* Records that waited for this subscription */
 out:
     free(id);
     free(dest);
@@ -790,6 +792,12 @@ static void stomp_destroy(struct conn *c)
         event_free(s->hb_in);
 }
 
+/* MESSAGE frames need a subscription to name. */
+static int stomp_ready(const struct conn *c)
+{
+    return ((const struct stomp_conn *)c)->sub_dest != NULL;
+}
+
 static const struct conn_ops stomp_ops = {
     .mtp = MTP_STOMP,
     .name = "stomp",
@@ -800,6 +808,7 @@ static const struct conn_ops stomp_ops = {
     .alias_address = stomp_alias_address,
     .unbind = stomp_unbind,
     .destroy = stomp_destroy,
+    .ready = stomp_ready,
 };
 
 struct conn *stomp_conn_new(struct worker *w, int fd, const struct listener_cfg *lcfg,

@@ -505,6 +505,9 @@ static int writeable(struct ws_session *s)
     int rc = s->kind == WS_MQTT ? ws_mqtt_writeable(s) : ws_usp_writeable(s);
     if (rc < 0)
         return -1;
+    if ((s->c.flags & CONN_BACKLOG) &&
+        s->out_bytes <= s->c.lcfg->limits.max_output_queue / 2)
+        worker_drain_cache(&s->c); /* room again: cached Records go next */
     if (rc > 0)
         return 0; /* one write per callback; the writer asked for the next one */
     if (!(s->c.flags & CONN_CLOSING))

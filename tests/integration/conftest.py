@@ -160,7 +160,7 @@ def default_ws_listener(port):
 
 def write_config(path, sock_dir, *, tag="", relay=None, log=None, limits=None, stomp=None,
                  uds=None, uds_ctrl=None, mqtt=None, ws=None, extra_listeners=(),
-                 listeners=None, policy=None):
+                 listeners=None, policy=None, cache=None):
     """Write a config to PATH (sockets in SOCK_DIR, named with TAG) and return a
     ConfigInfo."""
     port = free_port()
@@ -178,6 +178,9 @@ def write_config(path, sock_dir, *, tag="", relay=None, log=None, limits=None, s
         "log": _merge({"level": "info"}, log),
         "limits": _merge({}, limits) if limits else None,
         "policy": policy,
+        # Most suites test what an MTP does with a Record it cannot deliver: without the
+        # cache. CACHE (a dict, {} for the defaults) turns it on.
+        "cache": {"enabled": False} if cache is None else cache,
     }
     if listeners is None:
         listeners = [
@@ -340,6 +343,13 @@ class Relay:
             self.proc.wait()
             raise AssertionError("relay did not exit within %.0fs of signal %s; log:\n%s"
                                  % (timeout, sig, self.log()[-3000:]))
+
+    def stopped_counters(self):
+        """Stop the relay (SIGTERM) and return the counters of its "stopped" line."""
+        assert self.stop() == 0, self.log()[-2000:]
+        m = re.search(r"event=stopped ([^\n]*)", self.log())
+        assert m, "no stopped line; log tail:\n" + self.log()[-2000:]
+        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
 
     def kill(self):
         """SIGKILL (leaves socket files behind, like a crash)."""

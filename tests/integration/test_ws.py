@@ -31,13 +31,6 @@ OTHER = "self::other-ctrl"
 
 # ----------------------------------------------------------------- helpers
 
-def stopped_counters(relay):
-    """Counters of the "stopped" line the relay logs on exit."""
-    m = re.search(r"event=stopped ([^\n]*)", relay.log())
-    assert m, "no stopped line; log tail:\n" + relay.log()[-2000:]
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(1))}
-
-
 def send_quietly(fn, *args, **kw):
     """Send something the relay may stop reading halfway (it closes on us)."""
     try:
@@ -280,7 +273,7 @@ def test_malformed_record_closes_1003(relay, what, data):
     probe.check()
     relay.close_clients()
     assert relay.stop() == 0
-    assert stopped_counters(relay)["drop_malformed"] == 1
+    assert relay.stopped_counters()["drop_malformed"] == 1
 
 
 def test_self_addressed_record_closes_1003(relay):
@@ -308,7 +301,7 @@ def test_spoofed_from_id_dropped_session_stays(relay):
     assert a.recv_record() == back
     relay.close_clients()
     assert relay.stop() == 0
-    c = stopped_counters(relay)
+    c = relay.stopped_counters()
     # records_in counts every Record read, the dropped one too.
     assert (c["drop_spoofed"], c["records_in"], c["records_out"]) == (1, 3, 2), c
 
@@ -676,7 +669,7 @@ def test_sigterm_closes_sessions_with_1001(relay):
         code, _ = c.expect_close(timeout=5)
         assert code == w.WS_GOING_AWAY
     assert relay.stop() == 0
-    c = stopped_counters(relay)
+    c = relay.stopped_counters()
     assert (c["records_in"], c["records_out"]) == (1, 1)
 
 
@@ -789,7 +782,7 @@ def test_500_concurrent_sessions_exactly_once_in_order(start_relay):
     pump.close()
     relay.close_clients()
     assert relay.stop() == 0
-    c = stopped_counters(relay)
+    c = relay.stopped_counters()
     total = len(eids) * k
     assert (c["records_in"], c["records_out"], c["drop_no_route"], c["drop_spoofed"],
             c["drop_malformed"], c["drop_queue_full"]) == (total, total, 0, 0, 0, 0), c
