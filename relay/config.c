@@ -75,7 +75,7 @@ static const char *const log_keys[] = {"level", NULL};
 static const char *const limits_keys[] = {
     "max_record_size",   "max_unidentified_input",     "max_output_queue",
     "handshake_timeout", "max_connections_per_source", "accept_rate",
-    "accept_burst",      NULL};
+    "accept_burst",      "stall_timeout",              NULL};
 
 /* Where each limit was set, for the max_output_queue >= max_record_size check. */
 struct limits_seen {
@@ -99,6 +99,7 @@ static void parse_limits(struct config_ctx *c, const config_setting_t *g, const 
     }
     config_get_seconds(c, g, prefix, "handshake_timeout", 0.1, 3600.0,
                        &lim->handshake_timeout_ms);
+    config_get_seconds(c, g, prefix, "stall_timeout", 0.1, 3600.0, &lim->stall_timeout_ms);
     /* 0 turns each of these off; accept_burst 0 means "as many as accept_rate". */
     config_get_u32(c, g, prefix, "max_connections_per_source", 0, MAX_CONN_LIMIT,
                    &lim->max_connections_per_source);
@@ -204,6 +205,7 @@ static void set_defaults(struct relay_config *cfg)
     cfg->limits.max_unidentified_input = 65536;
     cfg->limits.max_output_queue = 16777216;
     cfg->limits.handshake_timeout_ms = 10000;
+    cfg->limits.stall_timeout_ms = 60000;
 }
 
 static void validate(struct config_ctx *c, const config_t *lc, struct relay_config *cfg)

@@ -32,6 +32,8 @@ struct limits_cfg {
     uint32_t max_unidentified_input; /* input buffered before the endpoint is known */
     uint64_t max_output_queue;       /* queued output bytes per connection */
     uint32_t handshake_timeout_ms;   /* MTP handshake must finish within this */
+    uint32_t stall_timeout_ms;       /* output waiting this long without a byte written:
+                                        the peer has stopped reading; close */
     uint32_t max_connections_per_source; /* open connections from one IP address; 0: no
                                             limit */
     uint32_t accept_rate;            /* new connections per second a listener accepts

@@ -45,6 +45,7 @@ static const char *const close_names[] = {
     [CLOSE_NO_MEMORY] = "no_memory",
     [CLOSE_TOO_LARGE] = "too_large",
     [CLOSE_BUSY] = "busy",
+    [CLOSE_STALLED] = "stalled",
 };
 
 const char *close_reason_name(enum close_reason r)
@@ -199,7 +200,12 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     if (c->ssl && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) &&
         (!(c->flags & CONN_TLS_UP) || (what & BEV_EVENT_ERROR)))
         log_tls_error(c, bev);
-    if (what & BEV_EVENT_EOF)
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING)) {
+        /* Not a byte taken for stall_timeout: the peer stopped reading. Records still
+         * in the cache for it wait for its next connection. */
+        stats_inc(conn_stats(c), STAT_conn_stalled);
+        conn_abort(c, CLOSE_STALLED);
+    } else if (what & BEV_EVENT_EOF)
         conn_abort(c, CLOSE_PEER);
     else if (what & BEV_EVENT_ERROR)
         conn_abort(c, CLOSE_IO_ERROR);
@@ -366,6 +372,8 @@ struct conn *conn_create(size_t size, const struct conn_ops *ops, struct worker 
      * declared size exceeds its limits long before. */
     bufferevent_setwatermark(c->bev, EV_READ, 0, input_bound(c));
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    struct timeval stall = ms_to_tv(lcfg->limits.stall_timeout_ms);
+    bufferevent_set_timeouts(c->bev, NULL, &stall);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     conn_admit(c, fd);
     worker_add_conn(w, c);

@@ -41,6 +41,7 @@ enum close_reason {
     CLOSE_NO_MEMORY,
     CLOSE_TOO_LARGE,         /* message over the size limit (WebSocket 1009) */
     CLOSE_BUSY,              /* a connection limit was reached */
+    CLOSE_STALLED,           /* output pending, nothing written for stall_timeout */
 };
 
 const char *close_reason_name(enum close_reason r);

@@ -23,6 +23,7 @@
     X(conn_protocol_error)    /* closed for an MTP protocol error */                 \
     X(conn_handshake_timeout) /* closed: no handshake in time */                     \
     X(conn_heartbeat_timeout) /* closed: peer silent past its heart-beat */          \
+    X(conn_stalled)           /* closed: output pending, peer not reading */         \
     X(conn_auth_failed)       /* closed: bad credentials */                          \
     X(conn_identity_refused)  /* MTP-declared ID not the certificate's */            \
     X(tls_handshakes)         /* TLS handshakes completed */                         \

@@ -115,6 +115,7 @@ static void assert_global_defaults(const struct relay_config *cfg)
     ck_assert_uint_eq(cfg->limits.max_unidentified_input, 65536);
     ck_assert_uint_eq(cfg->limits.max_output_queue, 16777216);
     ck_assert_uint_eq(cfg->limits.handshake_timeout_ms, 10000);
+    ck_assert_uint_eq(cfg->limits.stall_timeout_ms, 60000);
 }
 
 START_TEST(example_conf_loads)
@@ -318,10 +319,11 @@ END_TEST
 START_TEST(listener_limits_override_and_inherit)
 {
     struct relay_config *cfg = load_ok(
-        "limits = { max_record_size = 100000; handshake_timeout = 3; };\n"
+        "limits = { max_record_size = 100000; handshake_timeout = 3; stall_timeout = 5; };\n"
         "listeners = (\n"
         "  { name = \"a\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 1000;\n"
-        "    limits = { max_record_size = 2000; max_output_queue = 3000; }; },\n"
+        "    limits = { max_record_size = 2000; max_output_queue = 3000;\n"
+        "               stall_timeout = 0.5; }; },\n"
         "  { name = \"b\"; type = \"uds\"; path = \"/tmp/b.sock\";\n"
         "    limits = { handshake_timeout = 0.1; max_unidentified_input = 1024; }; },\n"
         "  { name = \"c\"; type = \"stomp\"; address = \"127.0.0.1\"; port = 1001; }\n"
@@ -331,6 +333,8 @@ START_TEST(listener_limits_override_and_inherit)
     ck_assert_uint_eq(a->max_output_queue, 3000);
     ck_assert_uint_eq(a->max_unidentified_input, 65536); /* default, inherited */
     ck_assert_uint_eq(a->handshake_timeout_ms, 3000);     /* global, inherited */
+    ck_assert_uint_eq(a->stall_timeout_ms, 500);
+    ck_assert_uint_eq(cfg->listeners[1].limits.stall_timeout_ms, 5000);
 
     const struct limits_cfg *b = &cfg->listeners[1].limits;
     ck_assert_uint_eq(b->max_record_size, 100000);
