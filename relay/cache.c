@@ -21,7 +21,8 @@ struct unit {
     struct unit *q_next;              /* endpoint queue */
     struct unit *age_prev, *age_next; /* global age list, oldest first */
     struct ep *ep;
-    struct rbuf **recs;
+    struct rbuf **recs; /* &one for a single Record: no second allocation */
+    struct rbuf *one;
     uint32_t n, cap;
     uint32_t taken;   /* records of this unit already handed out (to ep->pinned) */
     uint64_t bytes;   /* of the records not yet handed out */
@@ -235,7 +236,8 @@ static void unit_drop(struct cache *c, struct unit *u, enum stats_counter why, i
     e->bytes -= u->bytes;
     c->records -= left;
     c->bytes -= u->bytes;
-    free(u->recs);
+    if (u->recs != &u->one)
+        free(u->recs);
     free(u);
     if (!e->head)
         ep_remove(c, e);
@@ -280,11 +282,17 @@ static struct unit *unit_new(struct cache *c, struct ep *e, uint64_t now_ns, uin
 
 static int unit_append(struct cache *c, struct unit *u, struct rbuf *rb)
 {
-    if (u->n == u->cap) {
-        uint32_t ncap = u->cap ? u->cap * 2 : (u->sar ? 8 : 1);
-        struct rbuf **nv = realloc(u->recs, ncap * sizeof *nv);
+    if (u->cap == 0) {
+        u->recs = &u->one;
+        u->cap = 1;
+    } else if (u->n == u->cap) {
+        uint32_t ncap = u->cap < 8 ? 8 : u->cap * 2;
+        struct rbuf **nv = malloc(ncap * sizeof *nv);
         if (!nv)
             return -1;
+        memcpy(nv, u->recs, u->n * sizeof *nv);
+        if (u->recs != &u->one)
+            free(u->recs);
         u->recs = nv;
         u->cap = ncap;
     }
