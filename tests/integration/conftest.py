@@ -344,6 +344,19 @@ class Relay:
             raise AssertionError("relay did not exit within %.0fs of signal %s; log:\n%s"
                                  % (timeout, sig, self.log()[-3000:]))
 
+    def sanitized(self):
+        """Is this relay built with AddressSanitizer (whose quarantine makes RSS figures
+        meaningless)?"""
+        with open("/proc/%d/maps" % self.proc.pid) as f:
+            return "libasan" in f.read()
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS for the relay")
+
     def stopped_counters(self):
         """Stop the relay (SIGTERM) and return the counters of its "stopped" line."""
         assert self.stop() == 0, self.log()[-2000:]

@@ -338,3 +338,67 @@ def test_stalled_consumer_closed_its_records_kept(start_relay):
     relay.close_clients()
     c = relay.stopped_counters()
     assert c["conn_stalled"] == 1, c
+
+
+def test_cached_records_respect_mqtt_maximum_packet_size(start_relay):
+    """Records cached for an MQTT 5 client that then connects with Maximum Packet Size
+    64 KiB: those that would make a larger PUBLISH are dropped (drop_too_large), never
+    sent, and do not hold up the ones after them."""
+    relay = start_relay(cache={})
+    ctrl = relay.uds_endpoint(CTRL)
+    sizes = [1000, 100 * 1024, 10 * 1024, 65536, 60 * 1024, 200]
+    sent = [rec(i, size=s) for i, s in enumerate(sizes)]
+    for r in sent:
+        ctrl.send_record(r)
+    ctrl.send_record(w.no_session(CTRL, CTRL, b"sync"))  # self-addressed: read in order
+    relay.wait_log(r"reason=drop_self_addressed")
+    rx = relay.mqtt_client()
+    rx.connect("", eid=AGENT, props=[(w.P_MAX_PACKET_SIZE, 65536)])
+    assert rx.subscribe(rx.topic) == [1]
+    fits = [r for r in sent if len(r) + 200 < 65536]
+    assert len(fits) == 4
+    for r in fits:
+        p = rx.recv_record(timeout=WAIT)
+        assert p == r
+        assert len(p) < 65536
+    rx.expect_nothing(0.3)
+    relay.close_clients()
+    c = relay.stopped_counters()
+    assert c["drop_too_large"] == 2 and c["cache_delivered"] == 6, c
+
+
+def test_stuck_consumer_among_100_producers_stays_in_budget(start_relay):
+    """100 producers send to a consumer that never reads and to a healthy one: the stuck
+    one's Records beyond its output bound go to the cache, which evicts at its bound, so
+    the relay's memory stays within budget; the healthy consumer gets all of its Records,
+    each producer's in order. (Latency figures are the benchmarks' business.)"""
+    budget = 16 << 20
+    relay = start_relay(limits={"max_record_size": 16384, "max_output_queue": 65536},
+                        cache={"max_bytes_per_endpoint": 8 << 20, "max_bytes": budget})
+    stuck = relay.stomp_endpoint(AGENT)
+    healthy = relay.mqtt_endpoint(OTHER)
+    producers = [relay.uds_endpoint("self::producer-%03d" % i) for i in range(100)]
+    expected = {}
+    peak = 0
+    for k in range(50):
+        for i, p in enumerate(producers):
+            frm = "self::producer-%03d" % i
+            p.send_record(rec(k, frm=frm, size=4000))
+            if k % 10 == 0:
+                r = w.no_session(OTHER, frm, b"to healthy %d %d" % (i, k))
+                expected.setdefault(frm, []).append(r)
+                p.send_record(r)
+        peak = max(peak, relay.rss_kib())
+    got = {}
+    for _ in range(sum(len(v) for v in expected.values())):
+        r = healthy.recv_record(timeout=WAIT)
+        got.setdefault(w.decode_record(r).from_id, []).append(r)
+    assert got == expected
+    stuck.close()
+    sanitized = relay.sanitized()
+    relay.close_clients()
+    c = relay.stopped_counters()
+    # 20 MB sent to the stuck consumer; the cache held at most 8 MiB of it.
+    assert c["cache_evicted"] > 0, c
+    if not sanitized:
+        assert peak * 1024 < budget + (48 << 20), "relay RSS peaked at %d KiB" % peak

@@ -872,19 +872,6 @@ def test_sighup_applies_new_tls_settings(tls_relay, pki, kind):
     exchange(mapped, peer, "new cn_map entry")
 
 
-def _rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
-def _sanitized(relay):
-    with open("/proc/%d/maps" % relay.proc.pid) as f:
-        return "libasan" in f.read()
-
-
 def test_reloads_free_what_they_replace(tls_relay, pki):
     """Hundreds of SIGHUPs (TLS material on three listeners, policy, the configuration)
     while connections made before them stay open: the material those connections use
@@ -912,14 +899,14 @@ def test_reloads_free_what_they_replace(tls_relay, pki):
         return count
 
     reload_times(30)  # allocator warm-up
-    before = _rss_kib(relay.proc.pid)
+    before = relay.rss_kib()
     done = reload_times(300)
-    grown = _rss_kib(relay.proc.pid) - before
+    grown = relay.rss_kib() - before
     assert done >= 30, done
     for c in kept:
         exchange(c, peer, "made before %d reloads" % done)
         c.close()
     fresh = tls_endpoint(relay, pki, "mqtt5", "agent", AGENT)
     exchange(fresh, peer, "after the reloads")
-    if not _sanitized(relay):
+    if not relay.sanitized():
         assert grown < 2048, "RSS grew %d KiB over %d reloads" % (grown, done)
