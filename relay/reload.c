@@ -146,13 +146,38 @@ static void tls_reload(struct relay *r, struct config_ref *c)
 /* Password files, as C loaded them, for the listeners of the same name that had one.
  * A listener keeps the configuration its password file belongs to (passwd_owner), so
  * one whose new configuration has none keeps using the old file. */
+static int str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+/* Credential settings a reload does not take up: say so, so that nobody believes a
+ * changed secret is in force. */
+static void warn_credentials_kept(const struct listener_cfg *old, const struct listener_cfg *l)
+{
+    const char *what = NULL;
+    if (!old->passwd && l->passwd)
+        what = "password_file";
+    else if (str_differs(old->stomp.login, l->stomp.login) ||
+             str_differs(old->stomp.passcode, l->stomp.passcode))
+        what = "login/passcode";
+    else if (str_differs(old->mqtt.username, l->mqtt.username) ||
+             str_differs(old->mqtt.password, l->mqtt.password))
+        what = "username/password";
+    if (what)
+        log_warn("reload_skipped", "listener=%s setting=%s reason=\"only a password_file the "
+                 "listener started with is reloaded: restart to apply\"", old->name, what);
+}
+
 static void passwd_reload(struct relay *r, struct config_ref *c)
 {
     const struct relay_config *cfg = r->cfg;
     for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct listener_cfg *l = same_listener(r, c->cfg, i);
+        if (l)
+            warn_credentials_kept(&cfg->listeners[i], l);
         if (!cfg->listeners[i].passwd)
             continue;
-        const struct listener_cfg *l = same_listener(r, c->cfg, i);
         if (!l || !l->passwd) {
             log_warn("passwd_reload_skipped", "listener=%s reason=\"no password_file in the new "
                      "configuration: restart to apply\"", cfg->listeners[i].name);

@@ -247,8 +247,17 @@ static void deliver_local(struct worker *w, uint64_t conn_id, struct rbuf *rb, i
             stats_inc(&w->stats, STAT_drop_no_route);
         goto out;
     }
-    if (learn)
+    if (learn) {
+        /* Routed by the MTP address (STOMP destination, MQTT topic) for a to_id nobody
+         * holds: the policy judged to_id, but the Record reaches this connection's own
+         * endpoint, which it must also allow. */
+        const struct policy_cfg *pol = atomic_load_explicit(&r->policy, memory_order_acquire);
+        if (c->eid && !policy_allows(pol, rb->hdr.from_id, span_from_str(c->eid, c->eid_len))) {
+            conn_record_dropped(c, STAT_drop_policy, rb);
+            goto out;
+        }
         conn_learn_route(c, rb->hdr.to_id, rb->hdr.from_id);
+    }
     int caching = cacheable(r, rb) && addressed_to(c, rb);
     if (caching) {
         /* Behind what the cache holds for this endpoint, in order; and where the
@@ -290,8 +299,14 @@ void worker_drain_cache(struct conn *c)
     struct route me = {worker_index(c->w), c->id};
     int more = cache_take(r->cache, span_from_str(c->eid, c->eid_len), me, room, n,
                           frame_overhead(r), rbuf_now_ns(), &b, conn_stats(c));
-    for (size_t i = 0; i < b.n && !(c->flags & CONN_CLOSING); i++)
-        send_to_conn(c->w, c, b.v[i], 1);
+    /* The policy may have changed (SIGHUP) since they were stored. */
+    const struct policy_cfg *pol = atomic_load_explicit(&r->policy, memory_order_acquire);
+    for (size_t i = 0; i < b.n && !(c->flags & CONN_CLOSING); i++) {
+        if (!policy_allows(pol, b.v[i]->hdr.from_id, b.v[i]->hdr.to_id))
+            conn_record_dropped(c, STAT_drop_policy, b.v[i]);
+        else
+            send_to_conn(c->w, c, b.v[i], 1);
+    }
     cache_batch_free(&b);
     conn_set_backlog(c, more != 0);
 }

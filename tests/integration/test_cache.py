@@ -402,3 +402,26 @@ def test_stuck_consumer_among_100_producers_stays_in_budget(start_relay):
     assert c["cache_evicted"] > 0, c
     if not sanitized:
         assert peak * 1024 < budget + (48 << 20), "relay RSS peaked at %d KiB" % peak
+
+
+def test_cached_records_checked_against_the_policy_in_force(start_relay):
+    """Records cached under a permissive policy, then a SIGHUP denying that controller
+    to agents: when the agent connects they are dropped (drop_policy), not delivered."""
+    import signal
+    from pathlib import Path
+    from conftest import render_config
+    relay = start_relay(cache={})
+    ctrl = relay.mqtt_endpoint(CTRL)
+    for i in range(3):
+        puback_ok(ctrl, rec(i))
+    sections = relay.info.sections
+    sections["policy"] = {"rules": ({"action": "deny", "from": [CTRL], "to": ["os::*"]},)}
+    Path(relay.config_path).write_text(render_config(sections))
+    start = len(relay.log())
+    relay.send_signal(signal.SIGHUP)
+    relay.wait_log(r"event=policy_reloaded rules=1 ", start=start)
+    agent = relay.uds_endpoint(AGENT)
+    agent.expect_nothing(0.5)
+    relay.close_clients()
+    c = relay.stopped_counters()
+    assert c["drop_policy"] == 3 and c["cache_delivered"] == 3, c

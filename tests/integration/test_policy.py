@@ -214,3 +214,41 @@ def test_sighup_reloads_policy(start_relay):
     relay.wait_log(r"event=reload_refused error=\"[^\n]*policy\.default")
     relay.wait_log(r"event=reload_refused config=[^\n]* action=keep_old")
     passes(a1, a2, AGENT2, AGENT1, b"after a refused reload")
+
+
+def test_route_by_destination_must_also_be_allowed(start_relay):
+    """A Record whose to_id nobody holds goes to whoever subscribed its STOMP destination:
+    with agents_only_to_controllers, an agent addressing a made-up controller ID to
+    another agent's destination is dropped (drop_policy) at that agent, not delivered."""
+    relay = start_relay(policy=ONLY_TO_CONTROLLERS)
+    a1 = relay.stomp_endpoint(AGENT1)
+    a2 = relay.stomp_endpoint(AGENT2)
+    fake = "oui:00256D:ctrl-nonexistent"
+    start = len(relay.log())
+    a1.send_record(w.no_session(fake, AGENT1, b"via a2's destination"), dest=a2.dest)
+    relay.wait_log(r'reason=drop_policy to_id="%s" from_id="%s"' % (fake, AGENT1),
+                   start=start)
+    a2.expect_nothing(0.3)
+    # A controller may still reach an agent that way.
+    c = relay.stomp_endpoint(CTRL)
+    r = w.no_session("os::00256D-unknown", CTRL, b"to a2's destination")
+    c.send_record(r, dest=a2.dest)
+    assert a2.recv_record() == r
+
+
+def test_sighup_warns_about_credentials_it_does_not_reload(start_relay):
+    """A reload that changes a listener's login/passcode or adds a password_file says that
+    a restart is needed (reload_skipped); the old credentials stay in force."""
+    import signal
+    from pathlib import Path
+    from conftest import render_config
+    relay = start_relay(stomp={"login": "dev", "passcode": "old"})
+    sections = relay.info.sections
+    for lst in sections["listeners"]:
+        if lst["name"] == "stomp":
+            lst["passcode"] = "new"
+    Path(relay.config_path).write_text(render_config(sections))
+    relay.send_signal(signal.SIGHUP)
+    relay.wait_log(r"event=reload_skipped listener=stomp setting=login/passcode ")
+    c = relay.stomp_client()
+    c.connect(AGENT1, login="dev", passcode="old")
