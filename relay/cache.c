@@ -24,13 +24,15 @@ struct unit {
     struct rbuf **recs; /* &one for a single Record: no second allocation */
     struct rbuf *one;
     uint32_t n, cap;
-    uint32_t taken;   /* records of this unit already handed out (to ep->pinned) */
+    uint32_t taken;   /* records of this unit already handed out (to pinned) */
+    struct route pinned; /* the connection a partly handed-out series belongs to */
     uint64_t bytes;   /* of the records not yet handed out */
     uint64_t born_ns; /* stored at */
     uint64_t rx_ns;   /* its first Record was received at: the queue's order */
     uint8_t sar;      /* a series (else one Record) */
     uint8_t complete; /* a series: COMPLETE arrived */
-    uint64_t session_id, next_seq;
+    uint8_t has_begin; /* a series: its BEGIN is here (else it began elsewhere) */
+    uint64_t session_id, first_seq, next_seq;
     int held;                /* waits for cache_release(hold) */
     struct cache_hold hold;
 };
@@ -42,7 +44,6 @@ struct ep {
     size_t eid_len;
     struct unit *head, *tail;
     uint64_t records, bytes;
-    struct route pinned; /* connection a partly handed-out series belongs to */
     int notified;
 };
 
@@ -208,13 +209,30 @@ static void age_unlink(struct cache *c, struct unit *u)
         c->age_tail = u->age_prev;
 }
 
-/* Unlink U (anywhere in its queue) and free it, releasing the records not handed out;
- * they are counted under WHY (0: not counted, e.g. all were delivered). An incomplete
- * series is remembered as broken. Removes the endpoint when its queue empties. */
-static void unit_drop(struct cache *c, struct unit *u, enum stats_counter why, int count,
-                      struct stats *st)
+/* Put U (not in the queue) into E's queue by its receive time: before the first unit
+ * received later that nothing was taken from yet; nearly always an append. */
+static void queue_insert(struct ep *e, struct unit *u)
 {
-    struct ep *e = u->ep;
+    u->q_next = NULL;
+    if (!e->tail || e->tail->rx_ns <= u->rx_ns) {
+        if (e->tail)
+            e->tail->q_next = u;
+        else
+            e->head = u;
+        e->tail = u;
+        return;
+    }
+    struct unit **pp = &e->head;
+    while (*pp && ((*pp)->rx_ns <= u->rx_ns || (*pp)->taken))
+        pp = &(*pp)->q_next;
+    u->q_next = *pp;
+    *pp = u;
+    if (!u->q_next)
+        e->tail = u;
+}
+
+static void queue_unlink(struct ep *e, struct unit *u)
+{
     struct unit **pp = &e->head, *prev = NULL;
     while (*pp != u) {
         prev = *pp;
@@ -223,6 +241,16 @@ static void unit_drop(struct cache *c, struct unit *u, enum stats_counter why, i
     *pp = u->q_next;
     if (e->tail == u)
         e->tail = prev;
+}
+
+/* Unlink U (anywhere in its queue) and free it, releasing the records not handed out;
+ * they are counted under WHY (0: not counted, e.g. all were delivered). An incomplete
+ * series is remembered as broken. Removes the endpoint when its queue empties. */
+static void unit_drop(struct cache *c, struct unit *u, enum stats_counter why, int count,
+                      struct stats *st)
+{
+    struct ep *e = u->ep;
+    queue_unlink(e, u);
     age_unlink(c, u);
     uint32_t left = u->n - u->taken;
     if (u->sar && !u->complete && u->n)
@@ -255,22 +283,7 @@ static struct unit *unit_new(struct cache *c, struct ep *e, uint64_t now_ns, uin
     u->ep = e;
     u->born_ns = now_ns;
     u->rx_ns = rx_ns;
-    if (!e->tail || e->tail->rx_ns <= rx_ns) {
-        if (e->tail)
-            e->tail->q_next = u;
-        else
-            e->head = u;
-        e->tail = u;
-    } else {
-        /* Before the first unit received later that nothing was taken from yet. */
-        struct unit **pp = &e->head;
-        while (*pp && ((*pp)->rx_ns <= rx_ns || (*pp)->taken))
-            pp = &(*pp)->q_next;
-        u->q_next = *pp;
-        *pp = u;
-        if (!u->q_next)
-            e->tail = u;
-    }
+    queue_insert(e, u);
     u->age_prev = c->age_tail;
     if (c->age_tail)
         c->age_tail->age_next = u;
@@ -303,6 +316,37 @@ static int unit_append(struct cache *c, struct unit *u, struct rbuf *rb)
     c->records++;
     c->bytes += rb->len;
     return 0;
+}
+
+/* RB, the segment just before U's first (it was still in the destination worker's
+ * mailbox while the later ones overflowed into the cache), goes in front of U; U moves
+ * to RB's place in the queue. */
+static int unit_prepend(struct cache *c, struct unit *u, struct rbuf *rb)
+{
+    if (unit_append(c, u, rb) != 0)
+        return -1;
+    memmove(u->recs + 1, u->recs, (u->n - 1) * sizeof *u->recs);
+    u->recs[0] = rb;
+    u->first_seq = rb->hdr.sequence_id;
+    if (rb->rx_ns < u->rx_ns) {
+        u->rx_ns = rb->rx_ns;
+        queue_unlink(u->ep, u);
+        queue_insert(u->ep, u);
+    }
+    return 0;
+}
+
+/* A series of FROM in SESSION in E's queue that does not have its BEGIN and starts right
+ * after sequence id SEQ, nothing of it handed out yet: where SEQ's segment belongs. */
+static struct unit *series_after(struct ep *e, struct span from, uint64_t session,
+                                 uint64_t seq)
+{
+    for (struct unit *u = e->head; u; u = u->q_next)
+        if (u->sar && !u->has_begin && !u->taken && u->session_id == session &&
+            u->first_seq == seq + 1 && u->n &&
+            span_is(from, (const char *)unit_from(u).ptr, unit_from(u).len))
+            return u;
+    return NULL;
 }
 
 /* The open (incomplete) series of FROM in SESSION in E's queue, or NULL. */
@@ -367,18 +411,23 @@ static void enforce_bounds(struct cache *c, struct ep *e, struct stats *st)
 }
 
 static int put(struct cache *c, struct rbuf *rb, uint64_t now_ns, struct stats *st,
-               int *notify, const struct cache_hold *hold);
+               int *notify, const struct cache_hold *hold, int count);
 
 int cache_put(struct cache *c, struct rbuf *rb, uint64_t now_ns, struct stats *st,
               int *notify)
 {
-    return put(c, rb, now_ns, st, notify, NULL);
+    return put(c, rb, now_ns, st, notify, NULL, 1);
 }
 
 int cache_put_held(struct cache *c, struct rbuf *rb, uint64_t now_ns, struct stats *st,
                    int *notify, struct cache_hold hold)
 {
-    return put(c, rb, now_ns, st, notify, &hold);
+    return put(c, rb, now_ns, st, notify, &hold, 1);
+}
+
+void cache_put_back(struct cache *c, struct rbuf *rb, uint64_t now_ns)
+{
+    put(c, rb, now_ns, NULL, NULL, NULL, 0);
 }
 
 void cache_release(struct cache *c, struct span eid, struct cache_hold hold)
@@ -386,13 +435,14 @@ void cache_release(struct cache *c, struct span eid, struct cache_hold hold)
     pthread_mutex_lock(&c->lock);
     struct ep *e = ep_find(c, eid, hash_eid(c, eid), NULL);
     for (struct unit *u = e ? e->head : NULL; u; u = u->q_next)
-        if (u->held && u->hold.worker == hold.worker && u->hold.seq <= hold.seq)
+        if (u->held && u->hold.worker == hold.worker && u->hold.dest == hold.dest &&
+            u->hold.seq <= hold.seq)
             u->held = 0;
     pthread_mutex_unlock(&c->lock);
 }
 
 static int put(struct cache *c, struct rbuf *rb, uint64_t now_ns, struct stats *st,
-               int *notify, const struct cache_hold *hold)
+               int *notify, const struct cache_hold *hold, int count)
 {
     const struct record_header *h = &rb->hdr;
     int sar = h->type == RECORD_SESSION && h->payload_sar_state != SAR_NONE;
@@ -415,6 +465,19 @@ static int put(struct cache *c, struct rbuf *rb, uint64_t now_ns, struct stats *
     if (!e)
         goto nomem;
     if (sar) {
+        u = h->payload_sar_state == SAR_COMPLETE
+                ? NULL
+                : series_after(e, h->from_id, h->session_id, h->sequence_id);
+        if (u) {
+            if (unit_prepend(c, u, rb) != 0)
+                goto nomem;
+            u->has_begin = h->payload_sar_state == SAR_BEGIN;
+            if (hold) {
+                u->held = 1;
+                u->hold = *hold;
+            }
+            goto stored;
+        }
         u = open_series(e, h->from_id, h->session_id);
         if (u && (h->payload_sar_state == SAR_BEGIN || h->sequence_id != u->next_seq)) {
             /* A gap, or a new series before the open one completed: the open one can
@@ -440,6 +503,8 @@ static int put(struct cache *c, struct rbuf *rb, uint64_t now_ns, struct stats *
         u->sar = (uint8_t)sar;
         u->complete = !sar;
         u->session_id = h->session_id;
+        u->first_seq = h->sequence_id;
+        u->has_begin = sar && h->payload_sar_state == SAR_BEGIN;
     }
     if (hold) {
         u->held = 1;
@@ -455,7 +520,8 @@ static int put(struct cache *c, struct rbuf *rb, uint64_t now_ns, struct stats *
         if (h->payload_sar_state == SAR_COMPLETE)
             u->complete = 1;
     }
-    if (st)
+stored:
+    if (st && count)
         stats_inc(st, STAT_cache_stored);
     if (notify && !e->notified) {
         e->notified = 1;
@@ -508,60 +574,103 @@ static int batch_push(struct cache_batch *b, struct rbuf *rb)
 
 static int expired(const struct cache *c, const struct unit *u, uint64_t now_ns)
 {
-    return now_ns - u->born_ns >= c->lim.ttl_ns;
+    /* NOW was read before the lock: a unit stored meanwhile may be "younger" than it. */
+    return now_ns > u->born_ns && now_ns - u->born_ns >= c->lim.ttl_ns;
 }
 
-int cache_take(struct cache *c, struct span eid, struct route to, uint64_t max_bytes,
-               size_t max_records, uint32_t overhead, uint64_t now_ns, struct cache_batch *b,
-               struct stats *st)
+/* Senders whose later units must wait in this take (an earlier one of theirs cannot go
+ * yet): per-sender order holds while other senders' Records pass. */
+#define TAKE_BLOCKED_MAX 32
+
+struct blocked {
+    struct span from[TAKE_BLOCKED_MAX];
+    size_t n;
+};
+
+static int is_blocked(const struct blocked *bl, struct span from)
+{
+    for (size_t i = 0; i < bl->n; i++)
+        if (span_is(from, (const char *)bl->from[i].ptr, bl->from[i].len))
+            return 1;
+    return 0;
+}
+
+static int same_route(struct route a, struct route b)
+{
+    return a.worker == b.worker && a.conn_id == b.conn_id;
+}
+
+int cache_take(struct cache *c, struct span eid, const struct cache_take_opts *o,
+               uint64_t now_ns, struct cache_batch *b, struct stats *st)
 {
     int rc = 0;
+    uint64_t room = o->max_bytes;
+    struct blocked bl = {.n = 0};
     pthread_mutex_lock(&c->lock);
     struct ep *e = ep_find(c, eid, hash_eid(c, eid), NULL);
     if (e)
         e->notified = 0;
-    while (e) {
-        struct unit *u = e->head;
-        int last = u == e->tail;
-        if (u->taken && (e->pinned.worker != to.worker || e->pinned.conn_id != to.conn_id)) {
+    struct unit *u = e ? e->head : NULL;
+    while (u) {
+        struct unit *next = u->q_next;
+        int only = e->head == u && e->tail == u; /* dropping it removes E */
+        struct span from = unit_from(u);
+        if (is_blocked(&bl, from)) {
+            u = next;
+            continue;
+        }
+        if (o->accept && !o->accept(o->accept_arg, from)) {
+            /* Another connection of this endpoint is the one for this sender. */
+            if (bl.n == TAKE_BLOCKED_MAX)
+                break;
+            bl.from[bl.n++] = from;
+            u = next;
+            continue;
+        }
+        if (u->taken && !same_route(u->pinned, o->to)) {
             /* Begun on a connection that is gone: the rest would be a partial series. */
             unit_drop(c, u, STAT_cache_sar_broken, 1, st);
         } else if (!u->taken && expired(c, u, now_ns)) {
             unit_drop(c, u, STAT_cache_expired, 1, st);
         } else if (!u->complete || u->held) {
-            break; /* a series still arriving, or older Records still on their way */
+            /* Still arriving, or older Records of it still on their way: this sender's
+             * later units wait behind it. */
+            if (bl.n == TAKE_BLOCKED_MAX)
+                break;
+            bl.from[bl.n++] = from;
+            u = next;
+            continue;
         } else {
-            while (u->taken < u->n && (uint64_t)u->recs[u->taken]->len + overhead <= max_bytes &&
-                   b->n < max_records) {
+            while (u->taken < u->n && b->n < o->max_records) {
                 struct rbuf *rb = u->recs[u->taken];
+                uint64_t need = (uint64_t)rb->len + o->overhead;
+                if (need > room && !(o->force_first && b->n == 0))
+                    break;
                 if (batch_push(b, rb) != 0) {
                     rc = -1;
-                    if (u->taken)
-                        e->pinned = to;
-                    goto out;
+                    break;
                 }
-                max_bytes -= rb->len + overhead;
+                room = need > room ? 0 : room - need;
                 u->taken++;
                 u->bytes -= rb->len;
                 e->records--;
                 e->bytes -= rb->len;
                 c->records--;
                 c->bytes -= rb->len;
-                if (st)
-                    stats_inc(st, STAT_cache_delivered);
             }
             if (u->taken < u->n) {
-                e->pinned = to; /* out of room mid-unit: the rest is for TO only */
+                if (u->taken)
+                    u->pinned = o->to; /* out of room mid-unit: the rest is for TO only */
                 break;
             }
             unit_drop(c, u, STAT_cache_delivered, 0, st);
         }
-        if (last)
-            e = NULL;
+        if (only)
+            e = NULL; /* every branch that gets here dropped U */
+        u = next;
     }
-out:
     if (rc == 0)
-        rc = e != NULL;
+        rc = e != NULL && e->head != NULL;
     pthread_mutex_unlock(&c->lock);
     return rc;
 }
@@ -590,15 +699,23 @@ size_t cache_flush_session(struct cache *c, struct span endpoint, struct span pe
     return n;
 }
 
-void cache_expire(struct cache *c, uint64_t now_ns, struct stats *st)
+void cache_expire(struct cache *c, uint64_t now_ns, struct stats *st,
+                  void (*changed)(void *arg, struct span eid, struct span from), void *arg)
 {
     pthread_mutex_lock(&c->lock);
     /* Oldest first; a series being handed out is left to finish. */
     struct unit *u = c->age_head;
     while (u && expired(c, u, now_ns)) {
         struct unit *next = u->age_next;
-        if (!u->taken)
+        if (!u->taken) {
+            struct ep *e = u->ep;
+            int only = e->head == u && e->tail == u;
             unit_drop(c, u, STAT_cache_expired, 1, st);
+            /* What it held up may go now: its endpoint's connection is told. */
+            if (!only && changed && e->head)
+                changed(arg, (struct span){(const uint8_t *)e->eid, e->eid_len},
+                        unit_from(e->head));
+        }
         u = next;
     }
     pthread_mutex_unlock(&c->lock);

@@ -52,7 +52,8 @@ void cache_free(struct cache *c);
 /* Who must say so before a Record may go out (cache_put_held()): a worker that stored it
  * because the destination's mailbox was full, numbered in that worker's order. */
 struct cache_hold {
-    unsigned worker;
+    unsigned worker; /* the worker that stored it */
+    unsigned dest;   /* the destination's worker, whose mailbox was full */
     uint64_t seq;
 };
 
@@ -71,30 +72,53 @@ int cache_put(struct cache *c, struct rbuf *rb, uint64_t now_ns, struct stats *s
 int cache_put_held(struct cache *c, struct rbuf *rb, uint64_t now_ns, struct stats *st,
                    int *notify, struct cache_hold hold);
 
-/* Let the Records of EID held by HOLD.worker with a number up to HOLD.seq go out. */
+/* Let the Records of EID held by HOLD.worker for HOLD.dest with a number up to HOLD.seq
+ * go out. */
 void cache_release(struct cache *c, struct span eid, struct cache_hold hold);
+
+/* Put back RB (one reference handed over), taken by cache_take() but not sent (its
+ * connection closed): it goes back in its place by receive time, uncounted. */
+void cache_put_back(struct cache *c, struct rbuf *rb, uint64_t now_ns);
 
 /* Are Records cached for EID? Lock-free 0 while the whole cache is empty. */
 int cache_has(struct cache *c, struct span eid);
 
-/* Move into B, in order, Records cached for EID that can go to the connection TO now:
- * at most MAX_RECORDS, whole units while they fit in MAX_BYTES (each Record counting
- * OVERHEAD bytes more, for the MTP's framing) (a series may be handed out over several
- * calls, always to TO: if another connection asks, the rest of that series is dropped
- * and counted). An incomplete series at the head waits; expired units are dropped on the
- * way. Returns 1 if Records are still cached for EID, 0 if not; -1 when B could not grow
- * (what was taken is in B). The caller owns the references in B. */
-int cache_take(struct cache *c, struct span eid, struct route to, uint64_t max_bytes,
-               size_t max_records, uint32_t overhead, uint64_t now_ns, struct cache_batch *b,
-               struct stats *st);
+/* What one cache_take() may hand over, and to whom. */
+struct cache_take_opts {
+    struct route to;     /* the connection taking */
+    uint64_t max_bytes;  /* room in its output */
+    size_t max_records;
+    uint32_t overhead;   /* counted on top of each Record's bytes (the MTP's framing) */
+    int force_first;     /* take the first deliverable Record even over MAX_BYTES (the
+                            output is empty: the MTP decides whether it fits at all) */
+    /* Only Records from senders this accepts (a connection bound to one peer takes only
+       that peer's); NULL: all. Called with the cache locked: it may not call the cache. */
+    int (*accept)(void *arg, struct span from);
+    void *accept_arg;
+};
+
+/* Move into B, in order per sender, Records cached for EID that can go to the
+ * connection O->to now: at most O->max_records, while they fit O->max_bytes. A series
+ * may be handed out over several calls, always to the same connection (if another asks,
+ * the rest of it is dropped and counted). A series not yet complete, or a held Record,
+ * makes its sender's later Records wait, not the other senders'; expired units are
+ * dropped on the way. Returns 1 if Records are still cached for EID, 0 if not; -1 when B
+ * could not grow (what was taken is in B). The caller owns the references in B and
+ * counts what it delivers (cache_delivered). */
+int cache_take(struct cache *c, struct span eid, const struct cache_take_opts *o,
+               uint64_t now_ns, struct cache_batch *b, struct stats *st);
 
 /* A DisconnectRecord from ENDPOINT to PEER: drop the session-context Records PEER sent
  * that wait for ENDPOINT (their session is gone). Returns how many were dropped. */
 size_t cache_flush_session(struct cache *c, struct span endpoint, struct span peer,
                            struct stats *st);
 
-/* Drop every unit older than the ttl at NOW_NS. */
-void cache_expire(struct cache *c, uint64_t now_ns, struct stats *st);
+/* Drop every unit older than the ttl at NOW_NS. For each endpoint that still has
+ * Records after that, CHANGED(ARG, eid, from) is called with the sender of its first one
+ * (the cache locked: it may not call the cache), so that its connection can be told to
+ * drain what the expired unit held up. CHANGED may be NULL. */
+void cache_expire(struct cache *c, uint64_t now_ns, struct stats *st,
+                  void (*changed)(void *arg, struct span eid, struct span from), void *arg);
 
 /* What is cached now. */
 void cache_gauges(struct cache *c, uint64_t *records, uint64_t *bytes, uint64_t *endpoints);

@@ -106,12 +106,22 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 
 /* Once a second: cached Records past cache.ttl go, even for endpoints that never
  * return. */
+/* An expired unit may have held up an endpoint's other Records: its connection, if
+ * any, drains. (Called with the cache locked; takes the router's and a mailbox's.) */
+static void on_cache_head_changed(void *arg, struct span eid, struct span from)
+{
+    struct relay *r = arg;
+    struct route rt;
+    if (router_lookup(r->router, eid, from, &rt) == 0 && rt.worker < r->n_workers)
+        worker_post_drain(r->workers[rt.worker], rt.conn_id);
+}
+
 static void on_cache_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct relay *r = arg;
-    cache_expire(r->cache, rbuf_now_ns(), &r->acceptor);
+    cache_expire(r->cache, rbuf_now_ns(), &r->acceptor, on_cache_head_changed, r);
 }
 
 static struct cache *cache_from_config(const struct cache_cfg *cc)

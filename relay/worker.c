@@ -283,6 +283,17 @@ out:
     rbuf_unref(rb);
 }
 
+/* Is C the connection Records from FROM to C's endpoint are routed to? A connection
+ * bound to one peer (UDS peer_endpoint_id, a WebSocket controller path) takes only that
+ * peer's cached Records; the others wait for their own connection. */
+static int routes_here(void *arg, struct span from)
+{
+    const struct conn *c = arg;
+    struct route rt;
+    return router_lookup(c->relay->router, span_from_str(c->eid, c->eid_len), from, &rt) == 0 &&
+           rt.worker == worker_index(c->w) && rt.conn_id == c->id;
+}
+
 void worker_drain_cache(struct conn *c)
 {
     struct relay *r = c->relay;
@@ -290,23 +301,35 @@ void worker_drain_cache(struct conn *c)
         conn_set_backlog(c, 0);
         return;
     }
-    if (c->ops->ready && !c->ops->ready(c))
-        return; /* the MTP calls again when it is (STOMP SUBSCRIBE) */
-    uint64_t room;
-    size_t n;
-    conn_output_room(c, &room, &n);
+    if (c->ops->ready && !c->ops->ready(c)) {
+        conn_set_backlog(c, 1); /* the MTP drains when it is ready (STOMP SUBSCRIBE) */
+        return;
+    }
+    struct cache_take_opts o = {.to = {worker_index(c->w), c->id},
+                                .overhead = frame_overhead(r),
+                                .accept = routes_here, .accept_arg = c};
+    conn_output_room(c, &o.max_bytes, &o.max_records);
+    /* With nothing queued, one Record goes whatever its size: the MTP drops what can
+     * never fit, rather than it holding up everything behind it. */
+    o.force_first = o.max_bytes == c->lcfg->limits.max_output_queue;
     struct cache_batch b = {0};
-    struct route me = {worker_index(c->w), c->id};
-    int more = cache_take(r->cache, span_from_str(c->eid, c->eid_len), me, room, n,
-                          frame_overhead(r), rbuf_now_ns(), &b, conn_stats(c));
+    int more = cache_take(r->cache, span_from_str(c->eid, c->eid_len), &o, rbuf_now_ns(), &b,
+                          conn_stats(c));
     /* The policy may have changed (SIGHUP) since they were stored. */
     const struct policy_cfg *pol = atomic_load_explicit(&r->policy, memory_order_acquire);
-    for (size_t i = 0; i < b.n && !(c->flags & CONN_CLOSING); i++) {
+    size_t i = 0;
+    for (; i < b.n && !(c->flags & CONN_CLOSING); i++) {
+        stats_inc(conn_stats(c), STAT_cache_delivered);
         if (!policy_allows(pol, b.v[i]->hdr.from_id, b.v[i]->hdr.to_id))
             conn_record_dropped(c, STAT_drop_policy, b.v[i]);
         else
             send_to_conn(c->w, c, b.v[i], 1);
+        rbuf_unref(b.v[i]);
     }
+    /* The connection closed while sending: the rest go back, in their place. */
+    for (; i < b.n; i++)
+        cache_put_back(r->cache, b.v[i], rbuf_now_ns());
+    b.n = 0; /* every reference passed on above */
     cache_batch_free(&b);
     conn_set_backlog(c, more != 0);
 }
@@ -365,18 +388,39 @@ static int mailbox_post(struct worker *w, const struct wmsg *m)
     return 0;
 }
 
+/* If the last message waiting in W's mailbox is a release from the same worker for the
+ * same endpoint, raise its number to M's (nothing was queued behind it since, so it
+ * covers M's Record too): a flood of overflows costs one message. 0 when merged. */
+static int mailbox_merge_release(struct worker *w, const struct wmsg *m)
+{
+    struct mailbox *mb = &w->mbox;
+    int merged = -1;
+    pthread_mutex_lock(&mb->lock);
+    struct wmsg *last = mb->n ? &mb->msgs[mb->n - 1] : NULL;
+    if (last && last->kind == WMSG_RELEASE && last->hold.worker == m->hold.worker &&
+        last->conn_id == m->conn_id && strcmp(last->eid, m->eid) == 0) {
+        last->hold.seq = m->hold.seq;
+        merged = 0;
+    }
+    pthread_mutex_unlock(&mb->lock);
+    return merged;
+}
+
 /* RB (reference handed over) could not join DEST's full mailbox: it waits in the cache,
  * held until DEST has processed what was already in that mailbox (the release message
  * queues behind it), where older Records of the same sender may be. */
-static void cache_overflow(struct worker *self, struct worker *dest, struct rbuf *rb)
+static void cache_overflow(struct worker *self, struct worker *dest, uint64_t conn_id,
+                           struct rbuf *rb)
 {
     struct relay *r = self->relay;
-    struct cache_hold hold = {self->index, ++self->hold_seq};
-    struct wmsg m = {.kind = WMSG_RELEASE, .hold = hold,
+    struct cache_hold hold = {self->index, dest->index, ++self->hold_seq};
+    struct wmsg m = {.kind = WMSG_RELEASE, .hold = hold, .conn_id = conn_id,
                      .eid = strndup((const char *)rb->hdr.to_id.ptr, rb->hdr.to_id.len)};
     rbuf_ref(rb);
     cache_put_held(r->cache, rb, rbuf_now_ns(), &self->stats, NULL, hold);
-    if (!m.eid || mailbox_post(dest, &m) != 0) {
+    if (m.eid && mailbox_merge_release(dest, &m) == 0) {
+        free(m.eid);
+    } else if (!m.eid || mailbox_post(dest, &m) != 0) {
         /* Cannot ask: release now (order with the mailbox is then not assured). */
         free(m.eid);
         cache_release(r->cache, rb->hdr.to_id, hold);
@@ -390,8 +434,12 @@ static void release_held(struct worker *w, struct wmsg *m)
     struct relay *r = w->relay;
     struct span eid = span_from_str(m->eid, strlen(m->eid));
     cache_release(r->cache, eid, m->hold);
+    struct conn *dest = worker_find_conn(w, m->conn_id);
     struct route rt;
-    if (router_lookup(r->router, eid, (struct span){NULL, 0}, &rt) == 0) {
+    if (dest && dest->eid) {
+        conn_set_backlog(dest, 1);
+        worker_drain_cache(dest);
+    } else if (router_lookup(r->router, eid, (struct span){NULL, 0}, &rt) == 0) {
         struct conn *c = rt.worker == w->index ? worker_find_conn(w, rt.conn_id) : NULL;
         if (c) {
             conn_set_backlog(c, 1);
@@ -413,8 +461,13 @@ void worker_deliver(struct worker *self, struct route rt, struct rbuf *rb, int l
     struct wmsg m = {.kind = learn ? WMSG_DELIVER_LEARN : WMSG_DELIVER,
                      .conn_id = rt.conn_id, .rb = rb};
     int rc = rt.worker < r->n_workers ? mailbox_post(r->workers[rt.worker], &m) : -1;
-    if (rc == -2 && cacheable(r, rb)) {
-        cache_overflow(self, r->workers[rt.worker], rb);
+    struct route own;
+    if (rc == -2 && !learn && cacheable(r, rb) &&
+        router_lookup(r->router, rb->hdr.to_id, rb->hdr.from_id, &own) == 0 &&
+        own.worker == rt.worker && own.conn_id == rt.conn_id) {
+        /* Only Records routed by their to_id: the cache is drained by to_id's own
+         * connection, so one bound for a learned or topic route would wait for nobody. */
+        cache_overflow(self, r->workers[rt.worker], rt.conn_id, rb);
         return;
     }
     if (rc != 0) {

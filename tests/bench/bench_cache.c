@@ -94,8 +94,9 @@ static void run(size_t n, size_t endpoints, size_t payload)
         char to[64];
         int len = snprintf(to, sizeof to, "os::00256D-%08zu", e);
         struct span eid = {(const uint8_t *)to, (size_t)len};
-        struct route r = {0, 1};
-        while (cache_take(c, eid, r, 16u << 20, SIZE_MAX, 512, rbuf_now_ns(), &b, &st) > 0) {
+        struct cache_take_opts o = {.to = {0, 1}, .max_bytes = 16u << 20,
+                                    .max_records = SIZE_MAX, .overhead = 512};
+        while (cache_take(c, eid, &o, rbuf_now_ns(), &b, &st) > 0) {
             out += b.n;
             cache_batch_clear(&b);
         }

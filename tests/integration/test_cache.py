@@ -425,3 +425,28 @@ def test_cached_records_checked_against_the_policy_in_force(start_relay):
     relay.close_clients()
     c = relay.stopped_counters()
     assert c["drop_policy"] == 3 and c["cache_delivered"] == 3, c
+
+
+def test_pair_bound_connection_takes_only_its_peers_records(start_relay):
+    """An agent's UDS connection on a listener standing in for one controller (bound to
+    the pair agent/controller) gets only that controller's cached Records; another
+    controller's wait for the agent's own connection, and arrive there."""
+    from conftest import CTRL_EID
+    relay = start_relay(cache={})
+    ctrl = relay.stomp_endpoint(CTRL_EID)
+    other = relay.stomp_endpoint("self::cache-other-ctrl")
+    mine = [w.no_session(AGENT, CTRL_EID, b"mine %d" % i) for i in range(3)]
+    theirs = [w.no_session(AGENT, "self::cache-other-ctrl", b"theirs %d" % i) for i in range(3)]
+    for a, b in zip(mine, theirs):
+        ctrl.send_record(a)
+        other.send_record(b)
+    other.send_record(w.no_session(AGENT, "self::cache-other-ctrl", b"sync"), receipt="s")
+    other.expect_receipt("s")
+    ctrl.send_record(w.no_session(AGENT, CTRL_EID, b"sync"), receipt="s")
+    ctrl.expect_receipt("s")
+    paired = relay.uds_endpoint(AGENT, path=relay.uds_ctrl_path)
+    assert recv_all(paired, 4)[:3] == mine
+    paired.expect_nothing(0.3)
+    own = relay.uds_endpoint(AGENT)
+    assert recv_all(own, 4)[:3] == theirs
+    own.expect_nothing(0.3)

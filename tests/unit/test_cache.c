@@ -92,12 +92,20 @@ static struct rbuf *put(struct cache *c, struct rbuf *rb, uint64_t now)
 
 static const struct route R1 = {0, 1}, R2 = {1, 2};
 
+static int take(struct cache *c, const char *eid, struct route to, uint64_t max_bytes,
+                size_t max_records, uint32_t overhead, uint64_t now, struct cache_batch *b)
+{
+    struct cache_take_opts o = {.to = to, .max_bytes = max_bytes, .max_records = max_records,
+                                .overhead = overhead};
+    return cache_take(c, sp(eid), &o, now, b, &st);
+}
+
 /* Take everything deliverable for EID to R1 and check it is EXPECT[0..N). */
 static int take_expect(struct cache *c, const char *eid, uint64_t now, struct rbuf **expect,
                        size_t n)
 {
     struct cache_batch b = {0};
-    int more = cache_take(c, sp(eid), R1, UINT64_MAX, SIZE_MAX, 0, now, &b, &st);
+    int more = take(c, eid, R1, UINT64_MAX, SIZE_MAX, 0, now, &b);
     ck_assert_uint_eq(b.n, n);
     for (size_t i = 0; i < n; i++)
         ck_assert_msg(b.v[i] == expect[i], "record %zu out of order", i);
@@ -125,24 +133,23 @@ START_TEST(order_and_partial_takes)
     ck_assert_int_eq(cache_has(c, sp(B)), 0);
     /* Room for three Records of this size: a prefix, then the rest. */
     struct cache_batch b = {0};
-    int more = cache_take(c, sp(A), R1, 3 * (uint64_t)v[0]->len + 2, SIZE_MAX, 0, SEC, &b, &st);
+    int more = take(c, A, R1, 3 * (uint64_t)v[0]->len + 2, SIZE_MAX, 0, SEC, &b);
     ck_assert_int_eq(more, 1);
     ck_assert_uint_eq(b.n, 3);
     for (int i = 0; i < 3; i++)
         ck_assert_ptr_eq(b.v[i], v[i]);
     cache_batch_clear(&b);
     /* A record count limit, and a per-record overhead. */
-    more = cache_take(c, sp(A), R1, UINT64_MAX, 5, 0, SEC, &b, &st);
+    more = take(c, A, R1, UINT64_MAX, 5, 0, SEC, &b);
     ck_assert_uint_eq(b.n, 5);
     ck_assert_ptr_eq(b.v[0], v[3]);
     cache_batch_clear(&b);
-    more = cache_take(c, sp(A), R1, (uint64_t)v[8]->len + 99, SIZE_MAX, 100, SEC, &b, &st);
+    more = take(c, A, R1, (uint64_t)v[8]->len + 99, SIZE_MAX, 100, SEC, &b);
     ck_assert_uint_eq(b.n, 0); /* the next Record plus its overhead does not fit */
     ck_assert_int_eq(more, 1);
     ck_assert_int_eq(take_expect(c, A, SEC, v + 8, 92), 0);
     ck_assert_int_eq(cache_has(c, sp(A)), 0);
     ck_assert_uint_eq(stats_get(&st, STAT_cache_stored), 100);
-    ck_assert_uint_eq(stats_get(&st, STAT_cache_delivered), 100);
     uint64_t recs, bytes, eps;
     cache_gauges(c, &recs, &bytes, &eps);
     ck_assert_uint_eq(recs + bytes + eps, 0);
@@ -221,7 +228,7 @@ START_TEST(ttl_expiry)
     struct rbuf *old1 = put(c, plain(A, CTRL, "old1", 0), 1 * SEC);
     struct rbuf *old2 = put(c, plain(B, CTRL, "old2", 0), 2 * SEC);
     struct rbuf *fresh = put(c, plain(A, CTRL, "fresh", 0), 8 * SEC);
-    cache_expire(c, 11 * SEC + 1, &st); /* ttl 10 s: old1 only */
+    cache_expire(c, 11 * SEC + 1, &st, NULL, NULL); /* ttl 10 s: old1 only */
     ck_assert_uint_eq(stats_get(&st, STAT_cache_expired), 1);
     /* take drops expired heads on the way: old2 at 12 s. */
     ck_assert_int_eq(take_expect(c, B, 12 * SEC + 1, NULL, 0), 0);
@@ -235,26 +242,28 @@ START_TEST(ttl_expiry)
 }
 END_TEST
 
-/* A 50-segment series interleaved with another sender's Records: head-of-line wait
- * until COMPLETE, then the series whole, in its first segment's place, and the other
- * sender's Records after it in their order (only per-sender order is kept). */
+/* A 50-segment series interleaved with another sender's Records: until COMPLETE only
+ * the other sender's Records go (an incomplete series holds up its own sender only);
+ * then the series whole, and the rest after it. */
 START_TEST(sar_series_whole_and_in_place)
 {
     struct cache *c = big_cache();
     struct rbuf *segs[50], *noise[26], *expect[76];
-    size_t nn = 0;
+    size_t nn = 0, early = 0;
     noise[nn++] = put(c, plain(A, CTRL2, "n0", 0), SEC);
     for (uint64_t k = 0; k < 50; k++) {
         uint32_t sar = k == 0 ? 1 : k == 49 ? 3 : 2;
         segs[k] = put(c, segment(A, CTRL, 9, 100 + k, sar, "seg"), SEC);
         if (k % 2)
             noise[nn++] = put(c, plain(A, CTRL2, "noise", 0), SEC);
-        if (k == 30) /* incomplete: only what precedes the BEGIN comes out */
-            ck_assert_int_eq(take_expect(c, A, SEC, noise, 1), 1);
+        if (k == 30) { /* incomplete: the other sender's Records only */
+            ck_assert_int_eq(take_expect(c, A, SEC, noise, nn), 1);
+            early = nn;
+        }
     }
     memcpy(expect, segs, sizeof segs);
-    memcpy(expect + 50, noise + 1, (nn - 1) * sizeof *noise);
-    ck_assert_int_eq(take_expect(c, A, SEC, expect, 50 + nn - 1), 0);
+    memcpy(expect + 50, noise + early, (nn - early) * sizeof *noise);
+    ck_assert_int_eq(take_expect(c, A, SEC, expect, 50 + nn - early), 0);
     ck_assert_uint_eq(stats_get(&st, STAT_cache_sar_broken), 0);
     unref_all(segs, 50);
     unref_all(noise, nn);
@@ -319,13 +328,11 @@ START_TEST(series_pinned_to_one_connection)
                        SEC);
         struct rbuf *after = put(c, plain(A, CTRL2, "after", 0), SEC);
         struct cache_batch b = {0};
-        ck_assert_int_eq(cache_take(c, sp(A), R1, 2 * (uint64_t)s[0]->len + 1, SIZE_MAX, 0,
-                                    SEC, &b, &st),
-                         1);
+        ck_assert_int_eq(take(c, A, R1, 2 * (uint64_t)s[0]->len + 1, SIZE_MAX, 0, SEC, &b), 1);
         ck_assert_uint_eq(b.n, 2);
         cache_batch_clear(&b);
         if (other_asks) {
-            ck_assert_int_eq(cache_take(c, sp(A), R2, UINT64_MAX, SIZE_MAX, 0, SEC, &b, &st),
+            ck_assert_int_eq(take(c, A, R2, UINT64_MAX, SIZE_MAX, 0, SEC, &b),
                              0);
             ck_assert_uint_eq(b.n, 1);
             ck_assert_ptr_eq(b.v[0], after);
@@ -345,7 +352,7 @@ END_TEST
 START_TEST(held_until_released)
 {
     struct cache *c = big_cache();
-    struct cache_hold h = {1, 7};
+    struct cache_hold h = {1, 3, 7};
     /* Received later, stored first (by the sender's worker, mailbox full)... */
     struct rbuf *late = plain(A, CTRL, "late", 0);
     struct rbuf *early = plain(A, CTRL, "early", 0);
@@ -356,8 +363,11 @@ START_TEST(held_until_released)
     ck_assert_int_eq(cache_put(c, rbuf_ref(early), SEC, &st, NULL), 0);
     struct rbuf *first[] = {early};
     ck_assert_int_eq(take_expect(c, A, SEC, first, 1), 1);
-    struct cache_hold other = {2, 100}, older = {1, 6};
+    /* Another worker's, one for another destination worker, an older number: none of
+     * them is this hold. */
+    struct cache_hold other = {2, 3, 100}, elsewhere = {1, 4, 100}, older = {1, 3, 6};
     cache_release(c, sp(A), other);
+    cache_release(c, sp(A), elsewhere);
     cache_release(c, sp(A), older);
     ck_assert_int_eq(take_expect(c, A, SEC, NULL, 0), 1);
     cache_release(c, sp(A), h);
@@ -389,6 +399,99 @@ START_TEST(disconnect_flushes_session_records)
 }
 END_TEST
 
+/* Segments 2 and 3 overflowed (held) while 1 was still in the destination's mailbox:
+ * 1 joins them in front, and the series goes whole once released. */
+START_TEST(series_completed_from_the_front)
+{
+    struct cache *c = big_cache();
+    struct cache_hold h = {1, 0, 1};
+    struct rbuf *s1 = segment(A, CTRL, 4, 1, 1, "s1");
+    struct rbuf *s2 = segment(A, CTRL, 4, 2, 2, "s2");
+    struct rbuf *s3 = segment(A, CTRL, 4, 3, 3, "s3");
+    ck_assert_int_eq(cache_put_held(c, rbuf_ref(s2), SEC, &st, NULL, h), 0);
+    h.seq = 2;
+    ck_assert_int_eq(cache_put_held(c, rbuf_ref(s3), SEC, &st, NULL, h), 0);
+    ck_assert_int_eq(cache_put(c, rbuf_ref(s1), SEC, &st, NULL), 0);
+    ck_assert_int_eq(take_expect(c, A, SEC, NULL, 0), 1);
+    cache_release(c, sp(A), h);
+    struct rbuf *all[] = {s1, s2, s3};
+    ck_assert_int_eq(take_expect(c, A, SEC, all, 3), 0);
+    ck_assert_uint_eq(stats_get(&st, STAT_cache_sar_broken), 0);
+    unref_all(all, 3);
+    cache_free(c);
+}
+END_TEST
+
+static int only_ctrl(void *arg, struct span from)
+{
+    (void)arg;
+    return from.len == strlen(CTRL) && memcmp(from.ptr, CTRL, from.len) == 0;
+}
+
+/* A connection bound to one peer takes only that peer's Records; a Record too large for
+ * the room goes alone when the output is empty; a clock read before a store does not
+ * expire it. */
+START_TEST(accept_force_first_and_clock)
+{
+    struct cache *c = big_cache();
+    struct rbuf *x = put(c, plain(A, CTRL2, "other peer", 0), 5 * SEC);
+    struct rbuf *big = put(c, plain(A, CTRL, "big", 4000), 5 * SEC);
+    struct rbuf *small = put(c, plain(A, CTRL, "small", 0), 5 * SEC);
+    struct cache_take_opts o = {.to = R1, .max_bytes = 1000, .max_records = SIZE_MAX,
+                                .accept = only_ctrl};
+    struct cache_batch b = {0};
+    /* 4 s "before" the store, as a worker that read the clock before the lock. */
+    ck_assert_int_eq(cache_take(c, sp(A), &o, 1 * SEC, &b, &st), 1);
+    ck_assert_uint_eq(b.n, 0); /* big does not fit, nothing forces it */
+    o.force_first = 1;
+    ck_assert_int_eq(cache_take(c, sp(A), &o, 1 * SEC, &b, &st), 1);
+    ck_assert_uint_eq(b.n, 1); /* only the first goes over the room */
+    ck_assert_ptr_eq(b.v[0], big);
+    cache_batch_clear(&b);
+    ck_assert_int_eq(cache_take(c, sp(A), &o, 1 * SEC, &b, &st), 1);
+    ck_assert_uint_eq(b.n, 1);
+    ck_assert_ptr_eq(b.v[0], small);
+    ck_assert_uint_eq(stats_get(&st, STAT_cache_expired), 0);
+    cache_batch_free(&b);
+    struct rbuf *rest[] = {x};
+    ck_assert_int_eq(take_expect(c, A, 5 * SEC, rest, 1), 0);
+    rbuf_unref(x);
+    rbuf_unref(big);
+    rbuf_unref(small);
+    cache_free(c);
+}
+END_TEST
+
+static int changed_calls;
+static char changed_from[64];
+
+static void on_changed(void *arg, struct span eid, struct span from)
+{
+    (void)arg;
+    ck_assert(eid.len == strlen(A) && memcmp(eid.ptr, A, eid.len) == 0);
+    changed_calls++;
+    snprintf(changed_from, sizeof changed_from, "%.*s", (int)from.len, from.ptr);
+}
+
+/* An expired incomplete series held up its sender: expiry says who may go now. */
+START_TEST(expiry_reports_what_it_unblocks)
+{
+    struct cache *c = big_cache();
+    struct rbuf *s1 = put(c, segment(A, CTRL, 4, 1, 1, "never completed"), 1 * SEC);
+    struct rbuf *n1 = put(c, plain(A, CTRL, "behind it", 0), 5 * SEC);
+    ck_assert_int_eq(take_expect(c, A, 5 * SEC, NULL, 0), 1);
+    changed_calls = 0;
+    cache_expire(c, 11 * SEC + 1, &st, on_changed, NULL);
+    ck_assert_int_eq(changed_calls, 1);
+    ck_assert_str_eq(changed_from, CTRL);
+    struct rbuf *expect[] = {n1};
+    ck_assert_int_eq(take_expect(c, A, 11 * SEC + 1, expect, 1), 0);
+    rbuf_unref(s1);
+    rbuf_unref(n1);
+    cache_free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cache");
@@ -403,6 +506,9 @@ int main(void)
     tcase_add_test(tc, series_pinned_to_one_connection);
     tcase_add_test(tc, held_until_released);
     tcase_add_test(tc, disconnect_flushes_session_records);
+    tcase_add_test(tc, series_completed_from_the_front);
+    tcase_add_test(tc, accept_force_first_and_clock);
+    tcase_add_test(tc, expiry_reports_what_it_unblocks);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
