@@ -537,7 +537,13 @@ static void wsi_gone(struct ws_session *s)
         const struct ws_listener_cfg *wc = &s->c.lcfg->ws;
         uint64_t silent_ns = rbuf_now_ns() - s->last_rx_ns;
         enum close_reason why = s->peer_closed ? CLOSE_GOODBYE : CLOSE_PEER;
-        if (why == CLOSE_PEER && (s->c.flags & CONN_IDENTIFIED) && wc->ping_interval_s &&
+        uint64_t stall_ns = (uint64_t)s->c.lcfg->limits.stall_timeout_ms * 1000000ull;
+        if (why == CLOSE_PEER && s->stall_armed && s->out_n &&
+            rbuf_now_ns() - s->stall_since_ns + 500000000ull >= stall_ns) {
+            /* Our write-progress timeout: the peer stopped reading. */
+            why = CLOSE_STALLED;
+            stats_inc(conn_stats(&s->c), STAT_conn_stalled);
+        } else if (why == CLOSE_PEER && (s->c.flags & CONN_IDENTIFIED) && wc->ping_interval_s &&
             silent_ns + 500000000ull >= (uint64_t)(wc->ping_interval_s + wc->ping_timeout_s) *
                                              1000000000ull) {
             why = CLOSE_HEARTBEAT_TIMEOUT;

@@ -52,6 +52,8 @@ struct ws_session {
     size_t out_head, out_n, out_cap;
     size_t out_bytes;
     uint32_t frag_off;  /* bytes of the head Record already sent as fragments */
+    int stall_armed;    /* our write-progress timeout is set (libwebsockets' own) */
+    uint64_t stall_since_ns; /* when it was last (re)armed */
     uint8_t *frag_buf;  /* LWS_PRE + fragment_size bytes, for peers that need fragments */
     int rx_paused;      /* MQTT: not reading the client until the pipe drains */
 
@@ -81,6 +83,9 @@ void ws_usp_free(struct ws_session *s);
 
 /* ws_mqtt.c */
 #define WS_MQTT_PIPE_PROTOCOL "usprelay-mqtt-pipe"
+
+/* Our reason for libwebsockets' per-connection timeout: output waiting, none taken. */
+#define WS_STALL_TIMEOUT ((enum pending_timeout)(PENDING_TIMEOUT_USER_REASON_BASE + 1))
 /* The session was upgraded to subprotocol mqtt: connect it to an MQTT session. 0 or -1. */
 int ws_mqtt_start(struct ws_session *s);
 void ws_mqtt_receive(struct ws_session *s, const uint8_t *in, size_t len);

@@ -128,12 +128,30 @@ static int write_head(struct ws_session *s)
     return 0;
 }
 
+/* Output waiting: libwebsockets closes the connection unless a frame goes out within
+ * limits.stall_timeout (re-armed at each one). Nothing waiting: off again. */
+static void stall_timer(struct ws_session *s)
+{
+    if (s->c.flags & CONN_CLOSING)
+        return; /* libwebsockets' close timeouts own the slot now */
+    if (s->out_n) {
+        uint32_t ms = s->c.lcfg->limits.stall_timeout_ms;
+        lws_set_timeout(s->wsi, WS_STALL_TIMEOUT, (int)((ms + 999) / 1000));
+        s->stall_armed = 1;
+        s->stall_since_ns = rbuf_now_ns();
+    } else if (s->stall_armed) {
+        lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
+        s->stall_armed = 0;
+    }
+}
+
 int ws_usp_writeable(struct ws_session *s)
 {
     if (s->out_n == 0)
         return 0;
     if (write_head(s) != 0)
         return -1;
+    stall_timer(s);
     lws_callback_on_writable(s->wsi);
     return 1;
 }
@@ -163,6 +181,8 @@ int ws_usp_send_record(struct conn *c, struct rbuf *rb)
     s->outq[(s->out_head + s->out_n) % s->out_cap] = rbuf_ref(rb);
     s->out_n++;
     s->out_bytes += rb->len;
+    if (s->out_n == 1 && (s->c.flags & CONN_IDENTIFIED))
+        stall_timer(s);
     lws_callback_on_writable(s->wsi);
     return 0;
 }

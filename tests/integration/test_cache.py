@@ -311,7 +311,8 @@ def test_slow_consumer_overflow_goes_to_cache(start_relay):
     assert c["cache_stored"] > 0 and c["cache_stored"] == c["cache_delivered"], c
 
 
-def test_stalled_consumer_closed_its_records_kept(start_relay):
+@pytest.mark.parametrize("kind", ["stomp", "ws"])
+def test_stalled_consumer_closed_its_records_kept(start_relay, kind):
     """A consumer that stops reading altogether: once its output has waited
     limits.stall_timeout without a byte taken, the relay closes it (reason=stalled,
     conn_stalled); what was still cached for it goes to its next connection, in order,
@@ -321,14 +322,14 @@ def test_stalled_consumer_closed_its_records_kept(start_relay):
                                 "stall_timeout": 1.0},
                         cache={"max_records_per_endpoint": n,
                                "max_bytes_per_endpoint": 64 << 20})
-    stuck = relay.stomp_endpoint(AGENT)
+    stuck = relay.endpoint(kind, AGENT)
     ctrl = relay.uds_endpoint(CTRL)
     sent = [rec(i, size=4000) for i in range(n)]
     for r in sent:
         ctrl.send_record(r)
     relay.wait_log(r'event=conn_close [^\n]*eid="%s" reason=stalled' % AGENT, timeout=WAIT)
     stuck.close()
-    again = relay.stomp_endpoint(AGENT)
+    again = relay.endpoint(kind, AGENT)
     first = again.recv_record(timeout=WAIT)
     k = sent.index(first)
     assert k > 0  # some went to the stalled connection's socket
