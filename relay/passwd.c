@@ -314,29 +314,38 @@ static const char *user_problem(const char *u, size_t n)
     return NULL;
 }
 
-static int cmp_unsigned(const void *pa, const void *pb)
+/* An entry's cost: PBKDF2 iterations and derived key length (each 32 bytes more is
+ * another run of the iterations). */
+struct cost {
+    unsigned iterations;
+    size_t key_len;
+};
+
+static int cmp_cost(const void *pa, const void *pb)
 {
-    unsigned a = *(const unsigned *)pa, b = *(const unsigned *)pb;
-    return a < b ? -1 : a > b;
+    const struct cost *a = pa, *b = pb;
+    if (a->iterations != b->iterations)
+        return a->iterations < b->iterations ? -1 : 1;
+    return a->key_len < b->key_len ? -1 : a->key_len > b->key_len;
 }
 
-/* The iteration count most entries use (ties: the larger), so that an unknown user costs
- * what a typical known one does. */
-static unsigned common_iterations(const struct passwd_db *db)
+/* The cost most entries have (ties: the larger), so that an unknown user costs what a
+ * typical known one does: same iterations, same key length. */
+static struct cost common_cost(const struct passwd_db *db)
 {
+    struct cost best = {PASSWD_DEFAULT_ITERATIONS, PASSWD_KEY_LEN};
     if (db->n == 0)
-        return PASSWD_DEFAULT_ITERATIONS;
-    unsigned *v = malloc(db->n * sizeof *v);
+        return best;
+    struct cost *v = malloc(db->n * sizeof *v);
     if (!v)
-        return db->e[0].iterations;
+        return (struct cost){db->e[0].iterations, db->e[0].key_len};
     for (size_t i = 0; i < db->n; i++)
-        v[i] = db->e[i].iterations;
-    qsort(v, db->n, sizeof *v, cmp_unsigned);
-    unsigned best = v[0];
+        v[i] = (struct cost){db->e[i].iterations, db->e[i].key_len};
+    qsort(v, db->n, sizeof *v, cmp_cost);
     size_t best_run = 0;
     for (size_t i = 0; i < db->n;) {
         size_t k = i;
-        while (k < db->n && v[k] == v[i])
+        while (k < db->n && cmp_cost(&v[k], &v[i]) == 0)
             k++;
         if (k - i >= best_run) { /* ascending order: an equal run later is larger */
             best = v[i];
@@ -449,11 +458,12 @@ struct passwd_db *passwd_load(const char *path, char *err, size_t errlen)
             goto fail;
         }
     }
-    db->dummy.iterations = common_iterations(db);
+    struct cost dc = common_cost(db);
+    db->dummy.iterations = dc.iterations;
     db->dummy.salt_len = PASSWD_SALT_LEN;
-    db->dummy.key_len = PASSWD_KEY_LEN;
+    db->dummy.key_len = dc.key_len;
     if (RAND_bytes(db->dummy.salt, PASSWD_SALT_LEN) != 1 ||
-        RAND_bytes(db->dummy.key, PASSWD_KEY_LEN) != 1) {
+        RAND_bytes(db->dummy.key, (int)dc.key_len) != 1) {
         set_err(err, errlen, "%s: no randomness from OpenSSL", path);
         goto fail;
     }

@@ -210,6 +210,31 @@ START_TEST(test_unknown_user_costs_work)
 }
 END_TEST
 
+START_TEST(test_unknown_user_costs_the_key_length_too)
+{
+    /* Users with 64-byte keys (other PHC tools write them) cost two PBKDF2-SHA256 runs:
+     * an unknown user must cost the same, not half, or timing tells who exists. */
+    char key[87], text[1024];
+    memset(key, 'A', 86);
+    key[86] = '\0';
+    int n = 0;
+    for (int i = 0; i < 3; i++)
+        n += snprintf(text + n, sizeof text - (size_t)n,
+                      "long%d:$pbkdf2-sha256$100000$c2FsdHNhbHQ$%s\n", i, key);
+    struct passwd_db *db = passwd_load(write_text(text), err, sizeof err);
+    ck_assert_msg(db != NULL, "%s", err);
+    double tu = unknown_user_ms(db), tk = 1e9;
+    for (int i = 0; i < 3; i++) {
+        double t = ms_now();
+        ck_assert_int_eq(check(db, "long1", "wrong"), 0);
+        t = ms_now() - t;
+        tk = t < tk ? t : tk;
+    }
+    ck_assert_msg(tu > tk * 0.75 && tu < tk * 1.5, "unknown %.2f ms, known %.2f ms", tu, tk);
+    passwd_free(db);
+}
+END_TEST
+
 START_TEST(test_comments_and_blanks)
 {
     struct passwd_db *db = passwd_load(write_text("# users of the lab\n"
@@ -410,6 +435,7 @@ static Suite *passwd_suite(void)
     tcase_add_test(tc, test_hash_arguments);
     tcase_add_test(tc, test_unknown_user);
     tcase_add_test(tc, test_unknown_user_costs_work);
+    tcase_add_test(tc, test_unknown_user_costs_the_key_length_too);
     tcase_add_test(tc, test_comments_and_blanks);
     tcase_add_test(tc, test_malformed_lines);
     tcase_add_test(tc, test_user_name_length);
