@@ -14,11 +14,16 @@
 #define N_BUCKETS (AUTH_LIMIT_TABLE * 2u)
 #define NONE (-1)
 
+/* The times of an address's last AUTH_LIMIT_FAILURES + 1 failures (a sliding window,
+ * so no burst at a window's edge): when all of them fall within AUTH_LIMIT_WINDOW_MS,
+ * the address is blocked. */
+#define RING (AUTH_LIMIT_FAILURES + 1)
+
 struct al_entry {
-    unsigned char key[16];  /* IPv6 address; IPv4 as ::ffff:a.b.c.d */
-    uint64_t first_ms;      /* first failure of the current window */
+    unsigned char key[16];  /* IPv6 /64 (low half zero); IPv4 as ::ffff:a.b.c.d */
+    uint64_t at[RING];      /* failure times, oldest at HEAD once N == RING */
+    unsigned n, head;
     uint64_t blocked_until; /* 0: not blocked */
-    unsigned failures;      /* in the current window */
     int next;               /* hash chain, or free list when unused */
     int used;
 };
@@ -89,9 +94,14 @@ static int peer_key(const char *peer, unsigned char key[16])
     buf[n] = '\0';
     if (v6) {
         struct in6_addr a6;
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
         if (inet_pton(AF_INET6, buf, &a6) != 1)
             return -1;
         memcpy(key, &a6, 16);
+        /* One subscriber holds a whole /64: counting per address would give each of its
+         * 2^64 addresses an allowance of its own. */
+        if (memcmp(key, mapped, 12) != 0)
+            memset(key + 8, 0, 8);
     } else {
         struct in_addr a4;
         if (inet_pton(AF_INET, buf, &a4) != 1)
@@ -144,11 +154,30 @@ static void unlink_entry(struct auth_limit *al, int idx)
     al->n_used--;
 }
 
-/* When entry E stops mattering: the end of its block or of its window. */
+static uint64_t newest(const struct al_entry *e)
+{
+    return e->n ? e->at[(e->head + RING - 1) % RING] : 0;
+}
+
+/* When entry E stops mattering: the end of its block, or its newest failure leaving the
+ * window. */
 static uint64_t expiry(const struct al_entry *e)
 {
-    uint64_t w = e->first_ms + AUTH_LIMIT_WINDOW_MS;
+    uint64_t w = newest(e) + AUTH_LIMIT_WINDOW_MS;
     return e->blocked_until > w ? e->blocked_until : w;
+}
+
+/* Failures of E within the window ending at NOW_MS. */
+static unsigned recent(const struct al_entry *e, uint64_t now_ms)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < e->n; i++) {
+        uint64_t t = e->at[(e->head + RING - 1 - i) % RING];
+        if (now_ms >= t && now_ms - t >= AUTH_LIMIT_WINDOW_MS)
+            break;
+        k++;
+    }
+    return k;
 }
 
 static int insert(struct auth_limit *al, const unsigned char key[16])
@@ -195,33 +224,20 @@ unsigned auth_limit_failed(struct auth_limit *al, const char *peer, uint64_t now
     if (i == NONE)
         i = insert(al, key);
     struct al_entry *e = &al->e[i];
-    if (e->blocked_until > now_ms) {
-        /* Refused without a check; counted, but the block is not extended. */
-    } else if (e->failures == 0 || now_ms - e->first_ms >= AUTH_LIMIT_WINDOW_MS ||
-               now_ms < e->first_ms) {
-        e->first_ms = now_ms;
-        e->failures = 0;
-        e->blocked_until = 0;
+    /* Refused unchecked while blocked: no guess, so neither counted nor extending. */
+    if (e->blocked_until <= now_ms) {
+        e->at[e->head] = now_ms;
+        e->head = (e->head + 1) % RING;
+        if (e->n < RING)
+            e->n++;
+        /* the oldest of the last RING failures is at HEAD */
+        if (e->n == RING && now_ms >= e->at[e->head] &&
+            now_ms - e->at[e->head] < AUTH_LIMIT_WINDOW_MS)
+            e->blocked_until = now_ms + AUTH_LIMIT_BLOCK_MS;
     }
-    if (e->failures < UINT32_MAX)
-        e->failures++;
-    if (e->failures > AUTH_LIMIT_FAILURES && e->blocked_until <= now_ms)
-        e->blocked_until = now_ms + AUTH_LIMIT_BLOCK_MS;
-    unsigned n = e->failures;
+    unsigned n = recent(e, now_ms);
     pthread_mutex_unlock(&al->mu);
     return n;
-}
-
-void auth_limit_ok(struct auth_limit *al, const char *peer)
-{
-    unsigned char key[16];
-    if (!al || peer_key(peer, key) != 0)
-        return;
-    pthread_mutex_lock(&al->mu);
-    int i = lookup(al, key);
-    if (i != NONE)
-        unlink_entry(al, i);
-    pthread_mutex_unlock(&al->mu);
 }
 
 size_t auth_limit_size(struct auth_limit *al)

@@ -225,17 +225,17 @@ static int authenticate(struct mqtt_conn *m, const struct mqtt_connect *ck)
     uint64_t now = now_ms();
     int blocked = auth_limit_blocked(al, c->peer, now);
     if (!blocked && creds_ok(m, ck)) {
-        auth_limit_ok(al, c->peer);
-        return 1;
+        return 1; /* failures stay counted: see auth_limit.h */
     }
     unsigned n = auth_limit_failed(al, c->peer, now);
+    int starts_block = !blocked && auth_limit_blocked(al, c->peer, now);
     char d[256], user[96];
     log_info("auth_failed", "%s user=%s reason=%s failures=%u%s", conn_describe(c, d, sizeof d),
              ck->has_username
                  ? log_escape(user, sizeof user, ck->username.ptr, ck->username.len, 64)
                  : "-",
              blocked ? "blocked" : "bad_credentials", n,
-             !blocked && n == AUTH_LIMIT_FAILURES + 1 ? " action=block" : "");
+             starts_block ? " action=block" : "");
     stats_inc(conn_stats(c), STAT_conn_auth_failed);
     if (blocked)
         m->connack_refusal = (m->level == 5 ? MQTT_RC_BANNED : V3_NOT_AUTHORIZED) + 1;

@@ -365,16 +365,16 @@ static int authenticate(struct conn *c, const struct stomp_frame *f)
         ok &= header_matches(f, "passcode", l->stomp.passcode);
     }
     if (ok) {
-        auth_limit_ok(al, c->peer);
-        return 1;
+        return 1; /* failures stay counted: see auth_limit.h */
     }
     unsigned n = auth_limit_failed(al, c->peer, now);
+    int starts_block = !blocked && auth_limit_blocked(al, c->peer, now);
     const struct stomp_header *lh = stomp_header_get(f, "login");
     char d[256], user[96];
     log_info("auth_failed", "%s user=%s reason=%s failures=%u%s", conn_describe(c, d, sizeof d),
              lh ? log_escape(user, sizeof user, lh->value.ptr, lh->value.len, 64) : "-",
              blocked ? "blocked" : "bad_credentials", n,
-             !blocked && n == AUTH_LIMIT_FAILURES + 1 ? " action=block" : "");
+             starts_block ? " action=block" : "");
     stats_inc(conn_stats(c), STAT_conn_auth_failed);
     conn_close(c, CLOSE_AUTH, "authentication failed");
     return 0;
